@@ -1,0 +1,276 @@
+"""The measurement cache: one checksummed JSON file per measurement, written atomically.
+
+Layout of a cache directory::
+
+    measurements/<model>--<request>--<revision>.json   one entry per measurement
+    locks/<request>.lock                               one lock per request (filelock)
+    quarantine/                                        corrupt entries, moved aside
+    sets/<name>.json                                   imported result sets
+    tiny-models/                                       the tiny suite's checkpoints
+
+A *request* is what a user asks for: model source, revision as asked (``main``), dtype,
+prompt-set hash and method version. The revision the hub resolves it to (a commit sha, or a
+fingerprint of a local directory) completes the key. Looking up a request needs no network
+and no model: replaying on a laptop finds the newest entry of the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from .errors import CacheError, CorruptEntryError
+from .measurement import Measurement
+
+ENTRY_FORMAT = 1
+
+
+class CacheWarning(UserWarning):
+    """Something about the cache a user should know, that does not stop the run."""
+
+
+class CacheWriteWarning(CacheWarning):
+    """A measurement could not be kept: it is used in this run, and measured again next time."""
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    """What a measurement is asked for; every field changes the numbers."""
+
+    #: hub id or local directory
+    source: str
+    #: revision as asked: a branch, tag or commit; None for local directories
+    revision: str | None
+    dtype: str
+    prompts_sha256: str
+    method_version: int
+
+    @property
+    def digest(self) -> str:
+        return _sha256(canonical_json(asdict(self)))[:16]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A valid entry read from disk."""
+
+    path: Path
+    request: CacheRequest
+    resolved_revision: str
+    measurement: Measurement
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation checksums are taken over; refuses NaN and infinities."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+class MeasurementCache:
+    """Measurements on disk, keyed by request and resolved revision.
+
+    Parameters
+    ----------
+    directory
+        The cache directory; created on first write.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(self, request: CacheRequest, resolved_revision: str | None = None) -> CacheEntry | None:
+        """The entry for ``request`` (at ``resolved_revision`` if given, else the newest), or None.
+
+        Corrupt entries met on the way are quarantined with a :class:`CacheWarning`.
+        """
+        pattern = f"*--{request.digest}--{_slug(resolved_revision) if resolved_revision else '*'}.json"
+        entries = [e for e in map(self._read_or_quarantine, self._glob(pattern)) if e is not None]
+        entries = [e for e in entries if e.request == request]
+        if not entries:
+            return None
+        return max(entries, key=lambda e: e.measurement.provenance.date)
+
+    def entries(self) -> list[CacheEntry]:
+        """Every valid entry; corrupt ones are quarantined on the way."""
+        return [e for e in map(self._read_or_quarantine, self._glob("*.json")) if e is not None]
+
+    def verify(self) -> tuple[list[CacheEntry], list[tuple[Path, str]]]:
+        """Check every entry's checksum: ``(valid entries, [(quarantined path, reason)])``."""
+        valid, bad = [], []
+        for path in self._glob("*.json"):
+            try:
+                valid.append(read_entry(path))
+            except CorruptEntryError as error:
+                bad.append((self.quarantine(path), str(error)))
+        return valid, bad
+
+    def _glob(self, pattern: str) -> list[Path]:
+        return sorted((self.directory / "measurements").glob(pattern))
+
+    def _read_or_quarantine(self, path: Path) -> CacheEntry | None:
+        try:
+            return read_entry(path)
+        except FileNotFoundError:  # removed by another process since the glob
+            return None
+        except CorruptEntryError as error:
+            moved = self.quarantine(path)
+            warnings.warn(f"{error}; moved it to {moved} and will measure again", CacheWarning, stacklevel=3)
+            return None
+
+    # ------------------------------------------------------------------ writing
+
+    def store(self, request: CacheRequest, resolved_revision: str, measurement: Measurement) -> Path:
+        """Write an entry atomically; return its path. Raises :class:`CacheError` when it cannot."""
+        name = f"{_slug(measurement.model)}--{request.digest}--{_slug(resolved_revision)}.json"
+        path = self.directory / "measurements" / name
+        key = {**asdict(request), "resolved_revision": resolved_revision}
+        body = {"key": key, "measurement": measurement.to_json()}
+        try:
+            checksum = _sha256(canonical_json(body))
+        except ValueError as error:  # NaN or infinity: never stored
+            raise CacheError(f"{measurement.model}: refusing to cache a non-finite value ({error})") from None
+        entry = {"gainscale_cache_entry": ENTRY_FORMAT, **body, "sha256": checksum}
+        write_atomic(path, json.dumps(entry, indent=1, sort_keys=True) + "\n")
+        return path
+
+    def lock(self, request: CacheRequest) -> FileLock:
+        """The lock that makes one process measure ``request`` while others wait."""
+        locks = self.directory / "locks"
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CacheError(_unwritable(self.directory, error)) from None
+        return FileLock(str(locks / f"{request.digest}.lock"))
+
+    def get_or_measure(
+        self, request: CacheRequest, resolve: Callable[[], str], measure: Callable[[str], Measurement]
+    ) -> tuple[Measurement, bool]:
+        """Return ``(measurement, came_from_cache)``; measure at most once across processes.
+
+        ``resolve()`` gives the resolved revision (it may use the network), ``measure(resolved)``
+        makes the measurement. When the cache cannot be written, the measurement is still
+        returned, with a :class:`CacheWarning` saying why it was not kept.
+        """
+        hit = self.lookup(request)
+        if hit:
+            return hit.measurement, True
+        try:
+            lock = self.lock(request)
+        except CacheError as error:
+            warnings.warn(f"{error}; measuring without a lock", CacheWarning, stacklevel=2)
+            return self._measure_and_store(request, resolve(), measure), False
+        with lock:
+            hit = self.lookup(request)  # another process may have measured it while we waited
+            if hit:
+                return hit.measurement, True
+            return self._measure_and_store(request, resolve(), measure), False
+
+    def _measure_and_store(self, request, resolved: str, measure) -> Measurement:
+        measurement = measure(resolved)
+        try:
+            self.store(request, resolved, measurement)
+        except CacheError as error:
+            warnings.warn(f"{error}; the measurement is used in this run but not kept", CacheWriteWarning, stacklevel=3)
+        return measurement
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a bad entry aside (never delete it) and return where it went."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        target = self.directory / "quarantine" / f"{path.name}.{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:  # another process quarantined it first
+            pass
+        return target
+
+    def clear(self) -> int:
+        """Delete every measurement entry and lock; return how many entries went."""
+        paths = self._glob("*.json")
+        for path in paths:
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.directory / "locks", ignore_errors=True)
+        return len(paths)
+
+
+def read_entry(path: Path) -> CacheEntry:
+    """Read and check one entry; raise :class:`CorruptEntryError` naming the file and the fault."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptEntryError(f"cache entry {path} is unreadable ({error})") from None
+    try:
+        checksum = raw["sha256"]
+        body = {"key": raw["key"], "measurement": raw["measurement"]}
+        if _sha256(canonical_json(body)) != checksum:
+            raise CorruptEntryError(f"cache entry {path} fails its checksum: its content was changed")
+        key = dict(raw["key"])
+        resolved = key.pop("resolved_revision")
+        request = CacheRequest(**key)
+        measurement = Measurement.from_json(raw["measurement"])
+    except CorruptEntryError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as error:
+        raise CorruptEntryError(f"cache entry {path} is malformed ({type(error).__name__}: {error})") from None
+    return CacheEntry(path, request, resolved, measurement)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
+
+    The text goes to a temporary file in the same directory, is flushed to disk, and is
+    renamed over ``path``. Raises :class:`CacheError` when the directory is read-only or full.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise CacheError(_unwritable(path.parent, error)) from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temporary, path)
+    except OSError as error:
+        raise CacheError(_unwritable(path.parent, error)) from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _publish(temporary: str, path: Path) -> None:
+    """The one step that makes a written file visible (tests pause here to kill a writer)."""
+    os.replace(temporary, path)
+
+
+def _unwritable(directory: Path, error: OSError) -> str:
+    return (
+        f"cannot write to the cache directory {directory} ({error.strerror or error}); "
+        "free space, fix its permissions, or pass another with --cache / GAINSCALE_CACHE"
+    )
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:48]

@@ -1,0 +1,51 @@
+"""Parameter counts from a model's config, without its weights.
+
+The paper counts every parameter of ``AutoModelForCausalLM`` (embeddings and LM head
+included). For GPT-NeoX the count is a closed formula, so listing the Pythia suite or
+replaying it from cache needs no torch; other architectures are built on torch's meta
+device, which allocates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def count_parameters(config: Mapping[str, Any]) -> int:
+    """Count the parameters of the causal-LM that ``config`` (a config.json dict) describes.
+
+    Examples
+    --------
+    >>> from gainscale.suites import pythia_config
+    >>> count_parameters(pythia_config("pythia-70m"))
+    70426624
+    """
+    if config.get("model_type") == "gpt_neox":
+        return _gpt_neox_parameters(config)
+    return _meta_device_parameters(config)
+
+
+def _gpt_neox_parameters(config: Mapping[str, Any]) -> int:
+    hidden = config["hidden_size"]
+    inner = config.get("intermediate_size") or 4 * hidden
+    vocab = config["vocab_size"]
+    bias = 1 if config.get("attention_bias", True) else 0
+    layer_norms = 2 * (2 * hidden)  # input and post-attention LayerNorm, weight + bias
+    attention = 3 * hidden * hidden + 3 * hidden * bias + hidden * hidden + hidden * bias
+    mlp = hidden * inner + inner + inner * hidden + hidden  # dense_h_to_4h, dense_4h_to_h
+    layers = config["num_hidden_layers"] * (layer_norms + attention + mlp)
+    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
+    final_layer_norm = 2 * hidden
+    return embeddings + layers + final_layer_norm
+
+
+def _meta_device_parameters(config: Mapping[str, Any]) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    settings = {k: v for k, v in config.items() if k != "model_type"}
+    hf_config = AutoConfig.for_model(config["model_type"], **settings)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    return sum(p.numel() for p in model.parameters())

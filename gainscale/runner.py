@@ -1,0 +1,169 @@
+"""Getting a measurement: from the cache when it is there, else measured now and cached.
+
+:class:`Measurer` ties a suite, the user's settings (the same for the CLI and the pytest
+plugin), the cache and the :class:`~gainscale.meter.GainMeter` together. A cache hit imports
+neither torch nor transformers and loads no model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from .cache import CacheRequest, MeasurementCache
+from .devices import pin_gpu
+from .loading import LoadOptions, default_device, default_dtype, device_available, load_model, resolve_revision
+from .measurement import METHOD_VERSION, Measurement
+from .prompts import PromptSet, load_prompts
+from .randommodels import ensure_random_model
+from .suites import DTYPES, ModelSpec, Suite
+
+CACHE_ENV = "GAINSCALE_CACHE"
+
+
+def default_cache_dir(project_root: str | Path | None = None) -> Path:
+    """``$GAINSCALE_CACHE``, else ``.gainscale/`` under the project root (or the current directory)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(project_root or find_project_root()) / ".gainscale"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory upwards holding ``pyproject.toml``, ``pytest.ini`` or ``.git``."""
+    start = (start or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if any((directory / marker).exists() for marker in ("pyproject.toml", "pytest.ini", ".git")):
+            return directory
+    return start
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a user chose, by CLI flag, pytest option or ini key (the same names everywhere)."""
+
+    #: built-in suite name or suite TOML file
+    suite: str = "pythia"
+    #: cache directory; None for :func:`default_cache_dir`
+    cache: Path | None = None
+    #: ``cpu``, ``cuda``, ``cuda:N``; None for the suite's device, else CUDA when present
+    device: str | None = None
+    #: None for the model's, else the suite's, else float16 on CUDA / float32 on CPU
+    dtype: str | None = None
+    #: prompt file; None for the shipped default set
+    prompts: str | None = None
+    #: prompts per forward pass; None for a per-device default
+    batch_size: int | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    device_map: str | None = None
+    progress: bool = True
+    #: pytest-xdist worker id (``gw3``) to pin one GPU per worker; None outside xdist
+    worker: str | None = None
+
+    def __post_init__(self):
+        from .errors import OptionError
+
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise OptionError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise OptionError(f"batch size must be at least 1, not {self.batch_size}")
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache) if self.cache is not None else default_cache_dir()
+
+
+@dataclass
+class Measurer:
+    """Measurements of a suite's models under one set of settings.
+
+    Parameters
+    ----------
+    suite
+        The suite whose defaults (device, dtype) apply; None for a model outside any suite.
+    settings
+        The user's choices; they override the suite's defaults.
+    """
+
+    suite: Suite | None
+    settings: Settings = field(default_factory=Settings)
+
+    @cached_property
+    def cache(self) -> MeasurementCache:
+        return MeasurementCache(self.settings.cache_dir)
+
+    @cached_property
+    def prompts(self) -> PromptSet:
+        return load_prompts(self.settings.prompts)
+
+    def device_for(self, spec: ModelSpec) -> str:
+        """The device ``spec`` is measured on; under xdist each worker pins one GPU."""
+        device = self.settings.device or (self.suite.device if self.suite else None) or default_device()
+        return pin_gpu(device, self.settings.worker)
+
+    def dtype_for(self, spec: ModelSpec) -> str:
+        """The dtype ``spec`` is measured in: settings, then model, then suite, then device default."""
+        suite_dtype = self.suite.dtype if self.suite else None
+        return self.settings.dtype or spec.dtype or suite_dtype or default_dtype(self.device_for(spec))
+
+    def request(self, spec: ModelSpec) -> CacheRequest:
+        """What identifies ``spec``'s measurement in the cache (builds a tiny model first if needed)."""
+        prompts_sha256 = self.prompts.sha256  # a bad prompt file fails before anything is built
+        if spec.build_seed is not None:
+            ensure_random_model(spec.source, spec.config, spec.build_seed)
+        return CacheRequest(
+            source=spec.source,
+            revision=resolve_revision(spec) if spec.local else (spec.revision or "main"),
+            dtype=self.dtype_for(spec),
+            prompts_sha256=prompts_sha256,
+            method_version=METHOD_VERSION,
+        )
+
+    def cached(self, spec: ModelSpec) -> Measurement | None:
+        """The cached measurement of ``spec``, or None; never loads a model."""
+        entry = self.cache.lookup(self.request(spec))
+        return _renamed(entry.measurement, spec) if entry else None
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        """Why ``spec`` cannot be measured here (its device is missing), or None if it can."""
+        device = self.device_for(spec)
+        if device_available(device):
+            return None
+        return f"{spec.name} is measured on {device}, which is not available here"
+
+    def get(self, spec: ModelSpec) -> tuple[Measurement, bool]:
+        """``(measurement, came_from_cache)``: the cached one, or measured now and cached.
+
+        Across processes sharing the cache, each request is measured once; the others wait
+        for it and read it back.
+        """
+        request = self.request(spec)
+        measurement, from_cache = self.cache.get_or_measure(
+            request, resolve=lambda: request.revision if spec.local else resolve_revision(spec),
+            measure=lambda resolved: self.measure_now(spec, resolved),
+        )
+        return _renamed(measurement, spec), from_cache
+
+    def measure_now(self, spec: ModelSpec, resolved_revision: str) -> Measurement:
+        """Load ``spec`` (freed afterwards) and measure it, bypassing the cache."""
+        from .meter import GainMeter
+
+        options = LoadOptions(
+            device=self.device_for(spec),
+            dtype=self.dtype_for(spec),
+            allow_pickle=self.settings.allow_pickle,
+            trust_remote_code=self.settings.trust_remote_code,
+            device_map=self.settings.device_map,
+            progress=self.settings.progress,
+        )
+        meter = GainMeter(batch_size=self.settings.batch_size, progress=self.settings.progress)
+        with load_model(spec, resolved_revision, options) as loaded:
+            return meter.measure(loaded, self.prompts, resolved_revision)
+
+
+def _renamed(measurement: Measurement, spec: ModelSpec) -> Measurement:
+    """The same numbers under the name this suite gives the model."""
+    return measurement if measurement.model == spec.name else dataclasses.replace(measurement, model=spec.name)

@@ -1,0 +1,50 @@
+"""Fixtures for gainscale's own tests: random-weight checkpoints saved like real ones."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gainscale.randommodels import build_random_model
+from gainscale.runner import Measurer, Settings
+from gainscale.suites import ModelSpec, pythia_config, tiny_config
+
+pytest_plugins = ["pytester"]
+
+#: a small GPT-NeoX with Pythia's architecture (parallel residual, partial rotary)
+SMALL_NEOX = {**tiny_config("tiny-s"), "initializer_range": 0.1}
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory) -> Path:
+    """A small random GPT-NeoX checkpoint (safetensors + tokenizer), read-only by convention."""
+    return build_random_model(tmp_path_factory.mktemp("models") / "small-neox", SMALL_NEOX, seed=7)
+
+
+@pytest.fixture(scope="session")
+def pythia_70m_dir(tmp_path_factory) -> Path:
+    """A checkpoint with pythia-70m's exact config and random weights."""
+    return build_random_model(tmp_path_factory.mktemp("models") / "pythia-70m-random", pythia_config("pythia-70m"), seed=70)
+
+
+@pytest.fixture
+def model_copy(small_model_dir, tmp_path) -> Path:
+    """A private copy of the small checkpoint that a test may change."""
+    return Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+
+
+def local_spec(directory: Path, name: str = "small") -> ModelSpec:
+    return ModelSpec(name=name, source=str(directory), local=True)
+
+
+@pytest.fixture
+def cpu_measurer(tmp_path):
+    """A measurer on CPU/float32 with a fresh cache and no progress bar."""
+
+    def make(**settings) -> Measurer:
+        defaults = dict(cache=tmp_path / "cache", device="cpu", progress=False)
+        return Measurer(None, Settings(**{**defaults, **settings}))
+
+    return make

@@ -1,0 +1,136 @@
+"""Loading: safe by default, offline-capable, and precise about what is wrong with a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import local_spec
+
+from gainscale.errors import ModelLoadError
+from gainscale.loading import LoadOptions, check_local_directory, load_model, resolve_revision
+from gainscale.suites import ModelSpec
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_directory_without_config_is_refused(model_copy):
+    (model_copy / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"model: no config\.json; point at a directory written by save_pretrained"):
+        load_model(local_spec(model_copy), "x", LoadOptions(device="cpu"))
+
+
+def test_directory_without_weights_is_refused(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"no weights \(\*\.safetensors\)"):
+        load_model(local_spec(model_copy), "x", LoadOptions(device="cpu"))
+
+
+def test_missing_directory_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match=r"nowhere: no such model directory"):
+        load_model(local_spec(tmp_path / "nowhere"), "x", LoadOptions(device="cpu"))
+
+
+def _to_pickle(directory):
+    import torch
+    from safetensors.torch import load_file
+
+    torch.save(load_file(directory / "model.safetensors"), directory / "pytorch_model.bin")
+    (directory / "model.safetensors").unlink()
+
+
+def test_pickle_weights_need_an_explicit_opt_in(model_copy):
+    """Pickle can run code when loaded: refused unless the user says --allow-pickle."""
+    _to_pickle(model_copy)
+    with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model\.bin\), which can run arbitrary code.*--allow-pickle"):
+        load_model(local_spec(model_copy), "x", LoadOptions(device="cpu"))
+    with load_model(local_spec(model_copy), "x", LoadOptions(device="cpu", allow_pickle=True)) as loaded:
+        assert loaded.model.config.model_type == "gpt_neox"
+
+
+def test_remote_code_is_off_and_safetensors_on_unless_asked(small_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    seen = {}
+    original = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    with load_model(local_spec(small_model_dir), "x", LoadOptions(device="cpu")):
+        pass
+    assert seen["trust_remote_code"] is False and seen["use_safetensors"] is True
+    with load_model(local_spec(small_model_dir), "x", LoadOptions(device="cpu", trust_remote_code=True, allow_pickle=True)):
+        pass
+    assert seen["trust_remote_code"] is True and seen["use_safetensors"] is None
+
+
+def test_default_dtype_on_cpu_is_float32(small_model_dir):
+    import torch
+
+    with load_model(local_spec(small_model_dir), "x", LoadOptions(device="cpu")) as loaded:
+        assert loaded.dtype == "float32" and loaded.model.dtype == torch.float32
+    with load_model(local_spec(small_model_dir), "x", LoadOptions(device="cpu", dtype="bfloat16")) as loaded:
+        assert loaded.model.dtype == torch.bfloat16
+
+
+def test_a_commit_revision_is_used_as_is():
+    spec = ModelSpec(name="p", source="EleutherAI/pythia-70m", revision=SHA)
+    assert resolve_revision(spec) == SHA
+
+
+def test_branch_resolves_through_the_local_hf_cache_when_offline(tmp_path, monkeypatch):
+    refs = tmp_path / "models--EleutherAI--pythia-70m" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "step1000").write_text(SHA)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_revision(ModelSpec(name="p", source="EleutherAI/pythia-70m", revision="step1000")) == SHA
+    with pytest.raises(ModelLoadError, match=r"p: cannot resolve revision 'main' of EleutherAI/pythia-70m: HF_HUB_OFFLINE is set"):
+        resolve_revision(ModelSpec(name="p", source="EleutherAI/pythia-70m"))
+
+
+def test_hub_failure_is_wrapped_with_model_and_advice(tmp_path, monkeypatch):
+    def unreachable(self, repo_id, revision=None):
+        raise ConnectionError("Failed to resolve 'huggingface.co'")
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", unreachable)
+    with pytest.raises(ModelLoadError, match=r"p: cannot resolve revision 'main' of EleutherAI/pythia-70m on the hub \(ConnectionError: Failed"):
+        resolve_revision(ModelSpec(name="p", source="EleutherAI/pythia-70m"))
+
+
+def test_hub_id_loads_offline_from_the_hf_cache_through_the_real_path(pythia_70m_dir, tmp_path):
+    """`gainscale measure pythia-70m` with the checkpoint laid out as the hub cache keeps it:
+    the hub id resolves to the cached commit and loads with HF_HUB_OFFLINE=1, no network."""
+    repo = tmp_path / "hub" / "models--EleutherAI--pythia-70m"
+    snapshot = repo / "snapshots" / SHA
+    snapshot.mkdir(parents=True)
+    for file in pythia_70m_dir.iterdir():
+        (snapshot / file.name).symlink_to(file)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SHA)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "GAINSCALE_CACHE": str(tmp_path / "gs")}
+    command = [sys.executable, "-m", "gainscale.cli", "measure", "pythia-70m", "--device", "cpu", "--dtype", "float32", "--json", "--prompts", str(_two_prompts(tmp_path))]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["source"] == "EleutherAI/pythia-70m" and record["revision"] is None
+    assert record["resolved_revision"] == SHA and record["n_params"] == 70_426_624
+    assert len(record["attn_gains"]) == len(record["mlp_gains"]) == 6
+
+
+def _two_prompts(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("The cat sat on the mat.\nA river flows to the sea.\n")
+    return path
+
+
+def test_check_local_directory_accepts_a_saved_checkpoint(small_model_dir):
+    check_local_directory(small_model_dir, allow_pickle=False)
