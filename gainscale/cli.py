@@ -96,7 +96,7 @@ def _measure(args: argparse.Namespace) -> int:
     measurer = Measurer(suite, settings)
     reason = None if measurer.cached(spec) else measurer.unavailable_reason(spec)
     if reason:
-        raise GainscaleError(f"{reason}; pass --device cpu (and --dtype float32) to measure on the CPU")
+        raise GainscaleError(f"{spec.name}: {reason}; pass --device cpu (and --dtype float32) to measure on the CPU")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         measurement, from_cache = measurer.get(spec)

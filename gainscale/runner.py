@@ -132,7 +132,7 @@ class Measurer:
         device = self.device_for(spec)
         if device_available(device):
             return None
-        return f"{spec.name} is measured on {device}, which is not available here"
+        return f"{device} is not available here to measure it"
 
     def get(self, spec: ModelSpec) -> tuple[Measurement, bool]:
         """``(measurement, came_from_cache)``: the cached one, or measured now and cached.

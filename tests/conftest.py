@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch  # noqa: F401  (imported once here: pytester's in-process runs drop modules they import, and torch cannot be imported twice)
+import transformers  # noqa: F401
 
 from gainscale.randommodels import build_random_model
 from gainscale.runner import Measurer, Settings

@@ -59,7 +59,7 @@ def test_pythia_without_cuda_says_how_to_measure_on_cpu(cache, capsys):
         pytest.skip("this machine has CUDA")
     status, _, err = run(capsys, "measure", "pythia-70m", "--cache", str(cache))
     assert status == 2
-    assert "pythia-70m is measured on cuda, which is not available here; pass --device cpu" in err
+    assert "pythia-70m: cuda is not available here to measure it; pass --device cpu" in err
 
 
 def test_suites_lists_parameter_counts(cache, capsys):

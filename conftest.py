@@ -1,0 +1,3 @@
+"""gainscale's plugins: the pytest plugin (options, markers, report) and the claims' fixtures."""
+
+pytest_plugins = ["gainscale.plugin", "fixtures.claims"]

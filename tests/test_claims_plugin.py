@@ -1,0 +1,155 @@
+"""The claims as pytest tests, run through pytester: outcomes, ids, skips and recorded numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import SYNTHETIC_FIT, claims_project, junit_cases, notebook_file, synthetic_rows
+from reference import paper_gains
+from scipy import stats as scipy_stats
+
+from gainscale.cli import main as gainscale_cli
+from gainscale.suites import TINY_MODELS
+
+
+@pytest.fixture
+def project(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    return pytester
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    """A cache dir with the tiny suite built once (not measured) for all tests to copy."""
+    from gainscale.runner import Measurer, Settings
+    from gainscale.suites import load_suite
+
+    cache = tmp_path_factory.mktemp("tiny-cache")
+    suite = load_suite("tiny", cache)
+    measurer = Measurer(suite, Settings(cache=cache, progress=False))
+    for spec in suite.models:
+        measurer.request(spec)  # builds the model
+    return cache
+
+
+def test_published_source_tells_which_claims_hold_on_the_papers_own_numbers(project):
+    result = project.runpytest("claims", "--gainscale-source", "published", "--junitxml=out.xml")
+    result.assert_outcomes(passed=17, failed=2)
+    result.stdout.fnmatch_lines([
+        "*pythia-6.9b: 31 of 32 attention layers contract = 96.875% < 97%",
+        "*Spearman rho = -0.599, one-sided p = 0.0584 >= 0.05*pythia-70m 83.333% -> pythia-12b 5.556%",
+    ])
+    cases = junit_cases(project.path / "out.xml")
+    failing = cases["test_attention_contractive[published-pythia-6.9b]"]
+    assert failing["outcome"] == "failed"
+    expected = {"claim": "attention_contractive", "source": "published", "model": "pythia-6.9b", "value": "96.875", "threshold": "97.0"}
+    assert {k: failing["properties"][k] for k in expected} == expected
+    fit = cases["test_scaling_law_significant[published]"]["properties"]
+    assert fit["model"] == "" and float(fit["value"]) == pytest.approx(0.0152, abs=1e-4)
+    assert json.loads(fit["gainscale_recorded_fit"])["exponent_alpha"] == 0.265
+
+
+def test_live_tests_skip_with_a_reason_without_gpu_or_cache(project):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = project.runpytest("claims", "-m", "gpu", "-rs")
+    result.assert_outcomes(skipped=19)
+    result.stdout.fnmatch_lines(["*no measurement of pythia-12b (float16, prompts *) is cached in *, and cuda is not available here*pytest claims -m gpu*"])
+
+
+def test_k_runs_one_model_and_ids_read_source_model(project):
+    result = project.runpytest("-k", "pythia-12b", "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "claims/test_attention_contractive.py::test_attention_contractive[published-pythia-12b]",
+        "claims/test_attention_contractive.py::test_attention_contractive[measured-pythia-12b]",
+        "claims/test_final_mlp_expands.py::test_final_mlp_expands[published-pythia-12b]",
+        "claims/test_final_mlp_expands.py::test_final_mlp_expands[measured-pythia-12b]",
+        "4/38 tests collected (34 deselected)*",
+    ])
+
+
+def _independent_tiny_numbers(cache):
+    """Gains of each tiny model by the paper's own loop (tests/reference.py), and the verdicts."""
+    from gainscale.params import count_parameters
+    from gainscale.prompts import load_prompts
+    from gainscale.suites import tiny_config
+
+    numbers = {}
+    for model in TINY_MODELS:
+        attn, mlp = paper_gains(cache / "tiny-models" / model, load_prompts().prompts)
+        numbers[model] = (count_parameters(tiny_config(model)), attn, mlp)
+    return numbers
+
+
+def test_tiny_suite_end_to_end_matches_an_independent_computation(project, tiny_cache):
+    result = project.runpytest("claims", "--gainscale-suite", "tiny", "--gainscale-source", "measured",
+                               "--gainscale-cache", str(tiny_cache), "--junitxml=out.xml", "-p", "no:randomly")
+    cases = junit_cases(project.path / "out.xml")
+    numbers = _independent_tiny_numbers(tiny_cache)
+    for model, (_, attn, mlp) in numbers.items():
+        expands = cases[f"test_final_mlp_expands[measured-{model}]"]
+        assert float(expands["properties"]["value"]) == pytest.approx(mlp[-1], rel=1e-5)
+        assert expands["outcome"] == ("passed" if mlp[-1] > 1 else "failed")
+        contractive = cases[f"test_attention_contractive[measured-{model}]"]
+        pct = 100 * sum(g < 1 for g in attn) / len(attn)
+        assert float(contractive["properties"]["value"]) == pytest.approx(pct)
+        assert contractive["outcome"] == ("passed" if pct >= 97 else "failed")
+    params = [n for n, _, _ in numbers.values()]
+    fit = scipy_stats.linregress(np.log10(params), np.log10([mlp[-1] for _, _, mlp in numbers.values()]))
+    significant = cases["test_scaling_law_significant[measured]"]
+    assert float(significant["properties"]["value"]) == pytest.approx(fit.pvalue, rel=1e-4)
+    verdict = json.loads(significant["properties"]["gainscale_verdict"])
+    assert verdict["details"]["fit"]["alpha"] == pytest.approx(fit.slope, rel=1e-5)
+    assert len(cases) == 11 and result.ret in (0, 1)
+
+
+def test_imported_notebook_is_evaluated_with_its_recorded_fit(project, tmp_path, capsys):
+    file = notebook_file(tmp_path / "results.json", synthetic_rows(), SYNTHETIC_FIT)
+    assert gainscale_cli(["import-notebook", str(file), "--name", "nb"]) == 0
+    assert "imported 4 models" in capsys.readouterr().out
+    result = project.runpytest("claims", "--gainscale-source", "nb", "--junitxml=out.xml", "-rs")
+    cases = junit_cases(project.path / "out.xml")
+    assert cases["test_attention_contractive[nb-m-small]"]["outcome"] == "failed"  # 3 of 4 = 75%
+    assert cases["test_attention_contractive[nb-m-huge]"]["outcome"] == "skipped"  # a reference row
+    assert cases["test_final_mlp_expands[nb-m-huge]"]["outcome"] == "passed"
+    assert cases["test_mlp_contraction_falls[nb]"]["outcome"] == "skipped"
+    recorded = json.loads(cases["test_scaling_law_significant[nb]"]["properties"]["gainscale_recorded_fit"])
+    assert recorded == SYNTHETIC_FIT
+    result.stdout.fnmatch_lines(["*m-huge: the source gives no per-layer attention gains*"])
+
+
+def test_unknown_source_is_a_usage_error_listing_the_known(project):
+    result = project.runpytest("claims", "--gainscale-source", "publisehd")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown source 'publisehd'*did you mean 'published'? Known: measured, published*"])
+
+
+def test_thresholds_are_set_in_pytest_ini(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester, ini_extra="gainscale_attention_contracting_min_pct = 96.5\ngainscale_trend_p_max = 0.1\n")
+    result = pytester.runpytest("claims", "--gainscale-source", "published")
+    result.assert_outcomes(passed=19)
+
+
+def test_bad_claim_marker_argument_is_named(project):
+    (project.path / "claims" / "test_extra.py").write_text(
+        "import pytest\n@pytest.mark.claim('attention_contracts')\ndef test_x(model_summary):\n    pass\n"
+    )
+    result = project.runpytest("claims/test_extra.py")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*@pytest.mark.claim takes one claim id*got args=('attention_contracts',)*"])
+
+
+def test_xdist_gives_the_same_verdicts_as_a_serial_run(project, tiny_cache):
+    common = ["claims", "--gainscale-suite", "tiny", "--gainscale-cache", str(tiny_cache)]
+    project.runpytest(*common, "--junitxml=serial.xml")
+    project.runpytest(*common, "-n", "2", "--junitxml=parallel.xml")
+    serial, parallel = junit_cases(project.path / "serial.xml"), junit_cases(project.path / "parallel.xml")
+    assert {k: v["outcome"] for k, v in serial.items()} == {k: v["outcome"] for k, v in parallel.items()}
+    assert {k: v["properties"].get("value") for k, v in serial.items()} == {k: v["properties"].get("value") for k, v in parallel.items()}
+    assert len(serial) == 30

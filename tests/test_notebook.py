@@ -1,0 +1,88 @@
+"""Importing the notebook's results: valid files become a named set; malformed ones leave nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+from helpers import SYNTHETIC_FIT, notebook_file, synthetic_rows
+
+from gainscale.errors import NotebookImportError
+from gainscale.notebook import import_notebook, read_set, set_path
+
+
+def test_valid_file_is_imported_with_its_recorded_fit(tmp_path):
+    file = notebook_file(tmp_path / "results.json", synthetic_rows(), SYNTHETIC_FIT)
+    imported = import_notebook(file, "nb", tmp_path / "cache")
+    assert [s.model for s in imported.summaries] == ["m-small", "m-medium", "m-large", "m-huge"]
+    small = imported.summaries[0]
+    assert (small.attn_contracting, small.mlp_contracting, small.final_mlp_gain) == (3, 3, 1.4)
+    huge = imported.summaries[-1]
+    assert huge.attn_contracting is None and huge.attn_gains is None and huge.final_mlp_gain == 7.5
+    assert read_set(tmp_path / "cache", "nb") == imported
+    assert imported.recorded_fit == SYNTHETIC_FIT
+
+
+def _broken(change):
+    rows = copy.deepcopy(synthetic_rows())
+    change(rows)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (_broken(lambda r: r[1].pop("mlp_gains")), r"models\[1\] \(m-medium\): missing field 'mlp_gains'"),
+        (_broken(lambda r: r[0]["attn_gains"].pop()), r"models\[0\] \(m-small\): field 'attn_gains' has 3 values; n_layers is 4"),
+        (_broken(lambda r: r[2]["mlp_gains"].__setitem__(1, math.nan)), r"models\[2\] \(m-large\) layer 1: field 'mlp_gains' must be a finite number, not nan"),
+        (_broken(lambda r: r[2]["attn_gains"].__setitem__(0, -0.5)), r"models\[2\] \(m-large\) layer 0: field 'attn_gains' is -0.5; a gain"),
+        (_broken(lambda r: r[3].__setitem__("last_layer_mlp_gain", 0)), r"models\[3\] \(m-huge\): field 'last_layer_mlp_gain' is 0.0; .* > 0"),
+        (_broken(lambda r: r[0].__setitem__("n_params", "1M")), r"models\[0\] \(m-small\): field 'n_params' must be a positive integer, not '1M'"),
+        (_broken(lambda r: r[0].__setitem__("attn_contracting_pct", 100.0)), r"models\[0\] \(m-small\): field 'attn_contracting_pct' is 100.0, but its gains give 3 of 4"),
+        (_broken(lambda r: r[1].__setitem__("last_layer_mlp_gain", 3.0)), r"'last_layer_mlp_gain' is 3.0, but mlp_gains ends with 2.1"),
+        (_broken(lambda r: r[1].__setitem__("model", "m-small")), r"model 'm-small' appears more than once"),
+        (_broken(lambda r: r.__setitem__(0, [1, 2])), r"models\[0\] is not an object"),
+    ],
+    ids=["missing-field", "wrong-length", "nan", "negative-gain", "zero-final", "bad-n_params", "pct-disagrees", "final-disagrees", "duplicate", "not-object"],
+)
+def test_malformed_row_is_refused_naming_row_and_field_and_nothing_stays(tmp_path, rows, message):
+    file = notebook_file(tmp_path / "results.json", rows, SYNTHETIC_FIT)
+    with pytest.raises(NotebookImportError, match=message):
+        import_notebook(file, "nb", tmp_path / "cache")
+    assert not set_path(tmp_path / "cache", "nb").exists()
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_failed_reimport_keeps_the_earlier_set(tmp_path):
+    good = notebook_file(tmp_path / "good.json", synthetic_rows())
+    first = import_notebook(good, "nb", tmp_path / "cache")
+    bad = notebook_file(tmp_path / "bad.json", _broken(lambda r: r[0].pop("model")))
+    with pytest.raises(NotebookImportError, match=r"models\[0\]: field 'model' must be a non-empty string"):
+        import_notebook(bad, "nb", tmp_path / "cache")
+    assert read_set(tmp_path / "cache", "nb") == first
+
+
+@pytest.mark.parametrize("name", ["published", "measured", "../escape", "", "a b"])
+def test_unusable_set_names_are_refused(tmp_path, name):
+    file = notebook_file(tmp_path / "results.json", synthetic_rows())
+    with pytest.raises(NotebookImportError, match="is not usable"):
+        import_notebook(file, name, tmp_path / "cache")
+
+
+def test_not_json_is_refused(tmp_path):
+    file = tmp_path / "results.json"
+    file.write_text("{models: oops")
+    with pytest.raises(NotebookImportError, match=r"results\.json: not a JSON file"):
+        import_notebook(file, "nb", tmp_path / "cache")
+
+
+def test_a_tampered_set_is_detected(tmp_path):
+    import_notebook(notebook_file(tmp_path / "r.json", synthetic_rows()), "nb", tmp_path / "cache")
+    path = set_path(tmp_path / "cache", "nb")
+    entry = json.loads(path.read_text())
+    entry["set"]["models"][0]["final_mlp_gain"] = 9.9
+    path.write_text(json.dumps(entry))
+    with pytest.raises(NotebookImportError, match="fails its checksum: import the notebook file again"):
+        read_set(tmp_path / "cache", "nb")
