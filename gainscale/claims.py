@@ -27,16 +27,29 @@ class Claim:
     where: str
     #: ``model`` for a verdict per model, ``suite`` for one across the models
     scope: str
+    #: how a verdict's value and threshold read in the report, e.g. ``"p = {}"`` / ``"p < {}"``
+    value_format: str = "{}"
+    threshold_format: str = "{}"
+
+    def describe_value(self, value: float | None) -> str:
+        return "" if value is None else self.value_format.format(f"{value:.4g}")
+
+    def describe_threshold(self, threshold: float | None) -> str:
+        return "" if threshold is None else self.threshold_format.format(f"{threshold:g}")
 
 
 CLAIMS: dict[str, Claim] = {
     c.id: c
     for c in (
-        Claim("attention_contractive", "attention is contractive (gain < 1) in at least 97% of the layers of every model", "§3, §8.1", "model"),
-        Claim("final_mlp_expands", "the final layer's MLP always expands (gain > 1)", "§3, §8.2", "model"),
-        Claim("scaling_law_significant", "the final MLP gain follows a power law in parameter count (p < 0.05)", "§2, §8.3", "suite"),
-        Claim("scaling_exponent_matches", "the exponent alpha is within 2 standard errors of the hypothesised 0.35", "§2 Hypothesis Test", "suite"),
-        Claim("mlp_contraction_falls", "the share of contracting MLP layers falls as models grow", "§3, §8.4", "suite"),
+        Claim("attention_contractive", "attention is contractive (gain < 1) in at least 97% of the layers of every model",
+              "§3, §8.1", "model", "{}% of layers", ">= {}% of layers"),
+        Claim("final_mlp_expands", "the final layer's MLP always expands (gain > 1)", "§3, §8.2", "model", "gain {}", "gain > {}"),
+        Claim("scaling_law_significant", "the final MLP gain follows a power law in parameter count (p < 0.05)",
+              "§2, §8.3", "suite", "p = {}", "p < {}"),
+        Claim("scaling_exponent_matches", "the exponent alpha is within 2 standard errors of the hypothesised 0.35",
+              "§2 Hypothesis Test", "suite", "alpha = {}", "alpha = {} within 2 stderr"),
+        Claim("mlp_contraction_falls", "the share of contracting MLP layers falls as models grow",
+              "§3, §8.4", "suite", "Spearman p = {}", "p < {}"),
     )
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
@@ -18,11 +19,14 @@ import pytest
 
 from .claims import CLAIMS, Thresholds
 from .errors import GainscaleError
+from .report import WrittenReport, write_report
+from .results import ResultsCollector, labels_from_test_name, run_provenance, summary_lines
 from .runner import Settings
 from .session import DEFAULT_SOURCES, ClaimSession
 from .sources import Unavailable
 
 SESSION = pytest.StashKey[ClaimSession]()
+REPORTER = pytest.StashKey["ClaimsReporter"]()
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ OPTIONS = (
     _Option("allow_pickle", "load pickle weights (*.bin), which can run code when loaded", False, "flag"),
     _Option("trust_remote_code", "run model code from the hub", False, "flag"),
     _Option("device_map", "'auto' spreads a model larger than one GPU over several (accelerate)"),
+    _Option("report", "directory for REPORT.md, figures/ and results.json; 'none' for no report; default: reports/", "reports"),
 )
 
 
@@ -85,6 +90,18 @@ def pytest_configure(config: pytest.Config) -> None:
     except GainscaleError as error:
         raise pytest.UsageError(f"gainscale: {error}") from None
     config.stash[SESSION] = session
+    report_dir = _report_dir(config)
+    if report_dir is not None and not hasattr(config, "workerinput"):  # xdist workers leave it to the controller
+        config.stash[REPORTER] = reporter = ClaimsReporter(config, report_dir)
+        config.pluginmanager.register(reporter, "gainscale-reporter")
+
+
+def _report_dir(config: pytest.Config) -> Path | None:
+    value = option_value(config, "report")
+    if str(value).lower() == "none":
+        return None
+    base = config.invocation_params.dir if config.getoption("gainscale_report") else config.rootpath
+    return base / Path(value)
 
 
 def option_value(config: pytest.Config, name: str) -> Any:
@@ -219,3 +236,64 @@ def _capture_suspended(config: pytest.Config):
 def record_json(record_property: Callable[[str, Any], None], name: str, value: Any) -> None:
     """Record a property as compact JSON: JUnit XML and xdist carry strings safely."""
     record_property(name, json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+class ClaimsReporter:
+    """Collects every claims test's outcome (from workers too, under xdist) and writes the report.
+
+    Registered like junitxml's writer: collects in ``pytest_runtest_logreport``, writes in
+    ``pytest_sessionfinish``, and says where the report went in the terminal summary.
+    """
+
+    def __init__(self, config: pytest.Config, directory: Path):
+        self.config = config
+        self.directory = directory
+        self.collector = ResultsCollector()
+        self.written: WrittenReport | None = None
+        self.error: str | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = [tuple(p) for p in report.user_properties]  # xdist delivers lists
+        test = report.nodeid.rpartition("::")[2]
+        if not any(name == "claim" for name, _ in properties):
+            labels = labels_from_test_name(test, list(self.config.stash[SESSION].source_names))
+            if labels is None or report.outcome != "failed":
+                return
+            properties = labels  # a crashed xdist worker's test still counts, as failed
+        self.collector.add_phase(test, report.when, report.outcome, properties, _message(report), hasattr(report, "wasxfail"))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.collector:
+            return
+        command = "pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args)
+        try:
+            provenance = run_provenance(self.config.rootpath, self.config.stash[SESSION].settings, command)
+            self.written = write_report(self.collector.results(provenance), self.directory)
+        except (OSError, GainscaleError) as error:
+            self.error = f"gainscale: could not write the report to {self.directory}: {error}"
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.collector:
+            return
+        terminalreporter.section("gainscale claims")
+        for line in summary_lines(self.collector.claim_results()):
+            terminalreporter.line(line)
+        if self.error:
+            terminalreporter.line(self.error, red=True)
+        elif self.written:
+            terminalreporter.line(f"report: {self.written.markdown} (results.json, {len(self.written.files) - 2} figures)")
+            for problem in self.written.figure_errors:
+                terminalreporter.line(f"figure not drawn: {problem}", yellow=True)
+
+
+def _message(report: pytest.TestReport) -> str:
+    """A skip's reason, or the last line of a failure."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    text = report.longreprtext.strip()
+    return text.splitlines()[-1].removeprefix("E   ").strip() if text else ""

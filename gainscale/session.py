@@ -86,10 +86,7 @@ class ClaimSession:
                 missing.append((model, str(unavailable)))
         if missing:
             names = ", ".join(model for model, _ in missing)
-            raise Unavailable(
-                f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}); "
-                f"the first: {missing[0][1]}"
-            )
+            raise Unavailable(f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}): {missing[0][1]}")
         return sorted(found, key=lambda s: s.n_params)
 
     def provenance(self, source: str, model: str | None = None) -> dict:

@@ -118,10 +118,11 @@ class MeasuredSource:
             return cached, True
         reason = self.measurer.unavailable_reason(spec)
         if reason:
+            # the same words for every model, so that pytest folds the skips into one line
             raise Unavailable(
-                f"no measurement of {model} ({self.measurer.dtype_for(spec)}, prompts "
+                f"no measurement of this model ({self.measurer.dtype_for(spec)}, prompts "
                 f"{self.measurer.prompts.sha256[:12]}) is cached in {self.measurer.cache.directory}, and {reason}: "
-                f"run `pytest claims -m gpu` (or `gainscale measure {model} --suite {self.suite.name}`) "
+                f"run `pytest claims -m gpu` (or `gainscale measure MODEL --suite {self.suite.name}`) "
                 "on a machine with one, sharing the cache"
             )
         return self.measurer.get(spec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from .errors import GainscaleError
 
@@ -146,6 +146,12 @@ class PowerLawFit:
         data = asdict(self)
         data.update(n_models=self.n, alpha_ci95=list(self.confidence_interval(0.95)), loo_alpha=self.leave_one_out())
         return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> PowerLawFit:
+        """Rebuild from :meth:`to_json` (derived entries are recomputed)."""
+        values = {f.name: data[f.name] for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def fit_power_law(models: Sequence[str], n_params: Sequence[float], gains: Sequence[float]) -> PowerLawFit:

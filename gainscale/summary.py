@@ -36,14 +36,16 @@ class ModelSummary:
         return _percent(self.mlp_contracting, self.n_layers)
 
     def to_json(self) -> dict[str, Any]:
+        """Fields, plus the contracting percentages (derived, for readers of results.json)."""
         data = asdict(self)
         for key in ("attn_gains", "mlp_gains"):
             data[key] = list(data[key]) if data[key] is not None else None
+        data.update(attn_contracting_pct=self.attn_contracting_pct, mlp_contracting_pct=self.mlp_contracting_pct)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSummary:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("attn_gains", "mlp_gains"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])

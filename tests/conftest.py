@@ -5,8 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+# Imported once here: pytester's in-process runs drop the modules they import, and these
+# extension modules cannot be imported twice in one process.
+import matplotlib.backends.backend_agg  # noqa: F401
+import matplotlib.figure  # noqa: F401
 import pytest
-import torch  # noqa: F401  (imported once here: pytester's in-process runs drop modules they import, and torch cannot be imported twice)
+import scipy.stats  # noqa: F401
+import torch  # noqa: F401
 import transformers  # noqa: F401
 
 from gainscale.randommodels import build_random_model

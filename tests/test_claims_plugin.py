@@ -59,7 +59,7 @@ def test_live_tests_skip_with_a_reason_without_gpu_or_cache(project):
         pytest.skip("this machine has CUDA")
     result = project.runpytest("claims", "-m", "gpu", "-rs")
     result.assert_outcomes(skipped=19)
-    result.stdout.fnmatch_lines(["*no measurement of pythia-12b (float16, prompts *) is cached in *, and cuda is not available here*pytest claims -m gpu*"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]8] *no measurement of this model (float16, prompts *) is cached in *, and cuda is not available here*pytest claims -m gpu*"])
 
 
 def test_k_runs_one_model_and_ids_read_source_model(project):
