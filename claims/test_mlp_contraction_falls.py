@@ -7,13 +7,13 @@ the end points only; here it is tested as a one-sided rank correlation over all 
 
 import pytest
 
-from gainscale.claims import contraction_trend, mlp_contraction_falls
+from gainscale.claims import mlp_contraction_falls
 
 
 @pytest.mark.claim("mlp_contraction_falls")
 def test_mlp_contraction_falls(source_summaries, claim_thresholds, record_verdict):
     # threshold: one-sided Spearman p < 0.05, the significance level the paper uses for its fit (§2);
     # pytest.ini: gainscale_trend_p_max
-    verdict = mlp_contraction_falls(contraction_trend(source_summaries), p_max=claim_thresholds.trend_p_max)
+    verdict = mlp_contraction_falls(source_summaries, p_max=claim_thresholds.trend_p_max)
     record_verdict(verdict)
     assert verdict.passed, verdict.message

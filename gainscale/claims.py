@@ -166,9 +166,10 @@ def contraction_trend(summaries: Sequence[ModelSummary]) -> TrendTest | None:
     return falling_trend([s.model for s in summaries], [s.n_params for s in summaries], [s.mlp_contracting_pct for s in summaries])
 
 
-def mlp_contraction_falls(trend: TrendTest | None, p_max: float) -> Verdict:
+def mlp_contraction_falls(summaries: Sequence[ModelSummary], p_max: float) -> Verdict:
     """Claim 4: the MLP contracting share falls with size (one-sided Spearman p < ``p_max``)."""
     name = "mlp_contraction_falls"
+    trend = contraction_trend(summaries)
     if trend is None:
         return Verdict(name, None, None, p_max, "the source gives no per-layer MLP gains for some models")
     passed = trend.spearman_p < p_max
@@ -179,6 +180,7 @@ def mlp_contraction_falls(trend: TrendTest | None, p_max: float) -> Verdict:
         f"{small} {_pct(small_pct)} -> {large} {_pct(large_pct)}"
     )
     tracked = {"spearman_rho": ("statistic", trend.spearman_rho), "p_value": ("p_value", trend.spearman_p)}
+    tracked |= {f"mlp_contracting[{s.model}]": ("count", s.mlp_contracting) for s in summaries}
     return Verdict(name, passed, trend.spearman_p, p_max, message, tracked, {"trend": trend.to_json()})
 
 

@@ -28,12 +28,14 @@ def pin_gpu(device: str, worker: str | None, gpu_count: int | None = None) -> st
     index = worker_index(worker)
     if device != "cuda" or index is None:
         return device
-    if gpu_count is None:
-        gpu_count = _visible_gpu_count()
-    return f"cuda:{index % gpu_count}" if gpu_count > 0 else device
+    count = visible_gpu_count() if gpu_count is None else gpu_count
+    return f"cuda:{index % count}" if count > 0 else device
 
 
-def _visible_gpu_count() -> int:
-    import torch
-
+def visible_gpu_count() -> int:
+    """GPUs this process may use (``CUDA_VISIBLE_DEVICES`` respected); 0 without torch or CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return 0
     return torch.cuda.device_count()

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
+from .baseline import Baseline, Tolerances
 from .claims import CLAIMS, Thresholds
+from .devices import visible_gpu_count
 from .errors import GainscaleError
 from .report import WrittenReport, write_report
 from .results import ResultsCollector, labels_from_test_name, run_provenance, summary_lines
-from .runner import Settings
+from .runner import Settings, display_path
 from .session import DEFAULT_SOURCES, ClaimSession
 from .sources import Unavailable
 
@@ -61,6 +63,10 @@ OPTIONS = (
     _Option("trust_remote_code", "run model code from the hub", False, "flag"),
     _Option("device_map", "'auto' spreads a model larger than one GPU over several (accelerate)"),
     _Option("report", "directory for REPORT.md, figures/ and results.json; 'none' for no report; default: reports/", "reports"),
+    _Option("baseline", "compare every claim with this baseline file: a flipped verdict or a value "
+            "drifting beyond tolerance fails, a known failing claim is an xfail", None, "path"),
+    _Option("update_baseline", "write the baseline (--gainscale-baseline, default reports/baseline.json) "
+            "from this run instead of comparing with it", False, "flag"),
 )
 
 
@@ -77,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.key, option.help, type=ini_type, default=option.default)
     for threshold in fields(Thresholds):
         parser.addini(f"gainscale_{threshold.name}", f"claim threshold (default {threshold.default})", default=str(threshold.default))
+    for tolerance in fields(Tolerances):
+        parser.addini(f"gainscale_tolerance_{tolerance.name}", f"baseline drift tolerance for {tolerance.name} (default {tolerance.default})",
+                      default=str(tolerance.default))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -85,15 +94,39 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist"):
         config.addinivalue_line("markers", "xdist_group(name): keeps a model's tests on one pytest-xdist worker")
     try:
-        session = ClaimSession(_settings(config), tuple(option_value(config, "source")), _thresholds(config))
+        session = ClaimSession(
+            _settings(config),
+            tuple(option_value(config, "source")),
+            _numbers(config, Thresholds, "gainscale_"),
+            _baseline(config),
+            _numbers(config, Tolerances, "gainscale_tolerance_"),
+            bool(option_value(config, "update_baseline")),
+        )
         session.sources  # noqa: B018  (an unknown source name is a usage error, raised now)
     except GainscaleError as error:
         raise pytest.UsageError(f"gainscale: {error}") from None
     config.stash[SESSION] = session
-    report_dir = _report_dir(config)
-    if report_dir is not None and not hasattr(config, "workerinput"):  # xdist workers leave it to the controller
-        config.stash[REPORTER] = reporter = ClaimsReporter(config, report_dir)
+    if not hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
+        config.stash[REPORTER] = reporter = ClaimsReporter(config, _report_dir(config))
         config.pluginmanager.register(reporter, "gainscale-reporter")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` on a GPU runner: one worker per visible GPU, not one per CPU core (each
+    worker holds a whole model on its GPU). None leaves xdist's default."""
+    session = config.stash.get(SESSION, None)
+    if session is None or not any(source.needs_gpu() for source in session.sources.values()):
+        return None
+    return visible_gpu_count() or None
+
+
+def _baseline(config: pytest.Config) -> Baseline | None:
+    path = option_value(config, "baseline")
+    if option_value(config, "update_baseline"):
+        path = display_path(path or config.rootpath / "reports" / "baseline.json")
+        return Baseline.load(path) if path.exists() else Baseline(path)  # an update merges into it
+    return Baseline.load(display_path(path)) if path is not None else None
 
 
 def _report_dir(config: pytest.Config) -> Path | None:
@@ -150,16 +183,17 @@ def _settings(config: pytest.Config) -> Settings:
     )
 
 
-def _thresholds(config: pytest.Config) -> Thresholds:
+def _numbers(config: pytest.Config, kind: type, prefix: str):
+    """Thresholds or Tolerances from their ini keys."""
     values = {}
-    for threshold in fields(Thresholds):
-        key = f"gainscale_{threshold.name}"
+    for number in fields(kind):
+        key = prefix + number.name
         text = config.getini(key)
         try:
-            values[threshold.name] = float(text)
+            values[number.name] = float(text)
         except ValueError:
             raise pytest.UsageError(f"{key} = {text!r} in {config.inipath} is not a number") from None
-    return Thresholds(**values)
+    return kind(**values)
 
 
 # ---------------------------------------------------------------------------- collection
@@ -248,18 +282,20 @@ class ClaimsReporter:
     ``pytest_sessionfinish``, and says where the report went in the terminal summary.
     """
 
-    def __init__(self, config: pytest.Config, directory: Path):
+    def __init__(self, config: pytest.Config, directory: Path | None):
         self.config = config
+        self.session = config.stash[SESSION]
         self.directory = directory
         self.collector = ResultsCollector()
         self.written: WrittenReport | None = None
-        self.error: str | None = None
+        self.errors: list[str] = []
+        self.baseline_notes: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = [tuple(p) for p in report.user_properties]  # xdist delivers lists
         test = report.nodeid.rpartition("::")[2]
         if not any(name == "claim" for name, _ in properties):
-            labels = labels_from_test_name(test, list(self.config.stash[SESSION].source_names))
+            labels = labels_from_test_name(test, list(self.session.source_names))
             if labels is None or report.outcome != "failed":
                 return
             properties = labels  # a crashed xdist worker's test still counts, as failed
@@ -270,10 +306,41 @@ class ClaimsReporter:
             return
         command = "pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args)
         try:
-            provenance = run_provenance(self.config.rootpath, self.config.stash[SESSION].settings, command)
-            self.written = write_report(self.collector.results(provenance), self.directory)
-        except (OSError, GainscaleError) as error:
-            self.error = f"gainscale: could not write the report to {self.directory}: {error}"
+            results = self.collector.results(run_provenance(self.config.rootpath, self.session.settings, command))
+        except GainscaleError as error:
+            self.errors.append(f"gainscale: could not gather the results: {error}")
+            return
+        results["baseline"] = self._baseline_results(results)
+        if self.session.update_baseline:
+            self._write_baseline(results)
+        if self.directory is not None:
+            try:
+                self.written = write_report(results, self.directory)
+            except (OSError, GainscaleError) as error:
+                self.errors.append(f"gainscale: could not write the report to {self.directory}: {error}")
+
+    def _baseline_results(self, results: dict) -> dict | None:
+        """Which tests the baseline lacks and which of its entries had no test: named, never silent."""
+        baseline = self.session.baseline
+        if baseline is None or self.session.update_baseline:
+            return None
+        evaluated = [c["test"] for c in results["claims"] if c["verdict"] is not None]
+        missing = [c["test"] for c in results["claims"] if (c["baseline"] or {}).get("status") == "new"]
+        not_run = baseline.not_run(evaluated)
+        if missing:
+            self.baseline_notes.append(f"not in baseline {baseline.path} ({len(missing)}): {', '.join(missing)}")
+        if not_run:
+            self.baseline_notes.append(f"in baseline {baseline.path} but not evaluated this run ({len(not_run)}): {', '.join(not_run)}")
+        return {"file": str(baseline.path), "not_in_baseline": missing, "not_run": not_run}
+
+    def _write_baseline(self, results: dict) -> None:
+        baseline = self.session.baseline.updated(results)
+        try:
+            baseline.write()
+        except GainscaleError as error:
+            self.errors.append(f"gainscale: could not write the baseline: {error}")
+            return
+        self.baseline_notes.append(f"baseline written: {baseline.path} ({len(baseline.tests)} tests)")
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.collector:
@@ -281,10 +348,12 @@ class ClaimsReporter:
         terminalreporter.section("gainscale claims")
         for line in summary_lines(self.collector.claim_results()):
             terminalreporter.line(line)
-        if self.error:
-            terminalreporter.line(self.error, red=True)
-        elif self.written:
-            terminalreporter.line(f"report: {self.written.markdown} (results.json, {len(self.written.files) - 2} figures)")
+        for note in self.baseline_notes:
+            terminalreporter.line(note, yellow=not note.startswith("baseline written"))
+        for error in self.errors:
+            terminalreporter.line(error, red=True)
+        if self.written:
+            terminalreporter.line(f"report: {display_path(self.written.markdown)} (results.json, {len(self.written.files) - 2} figures)")
             for problem in self.written.figure_errors:
                 terminalreporter.line(f"figure not drawn: {problem}", yellow=True)
 

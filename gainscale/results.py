@@ -43,6 +43,10 @@ class ClaimResult:
     message: str = ""
     #: the baseline's outcome and value for this test, when a baseline was compared
     baseline: dict[str, Any] | None = None
+    #: the verdict itself (``passed`` / ``failed``), whatever the baseline made of the test
+    verdict: str | None = None
+    #: the numbers a baseline keeps: name -> [kind, value]
+    tracked: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,11 +115,14 @@ class ResultsCollector:
     def _result(self, test: str, record: _TestRecord) -> ClaimResult:
         p = record.properties
         outcome, message = record.outcome, record.message
-        if outcome in ("passed", "failed") and "message" in p:
+        if outcome in ("passed", "failed", "xfailed") and "message" in p:
             message = p["message"]  # the verdict's own words, not the assertion's traceback
         baseline = _json(p.get("gainscale_baseline"))
         if baseline and baseline.get("status") in ("regression", "improvement", "drift") and outcome == "failed":
             outcome, message = "regression", baseline["message"]
+        elif baseline and outcome == "failed":  # a test the baseline lacks
+            message = baseline["message"]
+        verdict = _json(p.get("gainscale_verdict")) or {}
         return ClaimResult(
             claim=p["claim"],
             test=test,
@@ -126,6 +133,8 @@ class ResultsCollector:
             threshold=_number(p.get("threshold")),
             message=message,
             baseline=baseline,
+            verdict={True: "passed", False: "failed"}.get(verdict.get("passed")),
+            tracked=verdict.get("tracked", {}),
         )
 
     def models(self) -> dict[str, list[dict]]:

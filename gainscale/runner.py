@@ -31,6 +31,15 @@ def default_cache_dir(project_root: str | Path | None = None) -> Path:
     return Path(project_root or find_project_root()) / ".gainscale"
 
 
+def display_path(path: str | Path) -> Path:
+    """``path`` relative to the current directory when it lies under it: shorter in messages."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def find_project_root(start: Path | None = None) -> Path:
     """The nearest directory upwards holding ``pyproject.toml``, ``pytest.ini`` or ``.git``."""
     start = (start or Path.cwd()).resolve()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .claims import Thresholds
+from .baseline import Baseline, Comparison, Tolerances
+from .claims import Thresholds, Verdict
 from .errors import UnknownNameError
 from .runner import Measurer, Settings
 from .sources import MEASURED, PUBLISHED, Unavailable, known_source_names, open_source
@@ -39,6 +40,17 @@ class ClaimSession:
     settings: Settings = field(default_factory=Settings)
     source_names: tuple[str, ...] = DEFAULT_SOURCES
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: the baseline verdicts are compared with; None for none
+    baseline: Baseline | None = None
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    #: record this run as the new baseline instead of comparing with it
+    update_baseline: bool = False
+
+    def compare(self, test: str, verdict: Verdict) -> Comparison | None:
+        """The verdict of ``test`` beside the baseline, or None when there is nothing to compare."""
+        if self.baseline is None or self.update_baseline or verdict.passed is None:
+            return None
+        return self.baseline.compare(test, verdict, self.tolerances)
 
     @cached_property
     def suite(self) -> Suite:

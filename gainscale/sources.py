@@ -16,7 +16,7 @@ from .errors import GainscaleError, UnknownNameError
 from .measurement import Measurement
 from .notebook import ImportedSet, imported_set_names, read_set
 from .published import published_data, published_summaries
-from .runner import Measurer
+from .runner import Measurer, display_path
 from .summary import ModelSummary
 
 PUBLISHED, MEASURED = "published", "measured"
@@ -121,7 +121,7 @@ class MeasuredSource:
             # the same words for every model, so that pytest folds the skips into one line
             raise Unavailable(
                 f"no measurement of this model ({self.measurer.dtype_for(spec)}, prompts "
-                f"{self.measurer.prompts.sha256[:12]}) is cached in {self.measurer.cache.directory}, and {reason}: "
+                f"{self.measurer.prompts.sha256[:12]}) is cached in {display_path(self.measurer.cache.directory)}, and {reason}: "
                 f"run `pytest claims -m gpu` (or `gainscale measure MODEL --suite {self.suite.name}`) "
                 "on a machine with one, sharing the cache"
             )

@@ -55,3 +55,16 @@ def cpu_measurer(tmp_path):
         return Measurer(None, Settings(**{**defaults, **settings}))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A cache dir with the tiny suite's models built (not measured), shared by a session's tests."""
+    from gainscale.suites import load_suite
+
+    cache = tmp_path_factory.mktemp("tiny-cache")
+    suite = load_suite("tiny", cache)
+    measurer = Measurer(suite, Settings(cache=cache, progress=False))
+    for spec in suite.models:
+        measurer.request(spec)  # builds the model
+    return cache

@@ -21,20 +21,6 @@ def project(pytester, tmp_path, monkeypatch):
     return pytester
 
 
-@pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory):
-    """A cache dir with the tiny suite built once (not measured) for all tests to copy."""
-    from gainscale.runner import Measurer, Settings
-    from gainscale.suites import load_suite
-
-    cache = tmp_path_factory.mktemp("tiny-cache")
-    suite = load_suite("tiny", cache)
-    measurer = Measurer(suite, Settings(cache=cache, progress=False))
-    for spec in suite.models:
-        measurer.request(spec)  # builds the model
-    return cache
-
-
 def test_published_source_tells_which_claims_hold_on_the_papers_own_numbers(project):
     result = project.runpytest("claims", "--gainscale-source", "published", "--junitxml=out.xml")
     result.assert_outcomes(passed=17, failed=2)

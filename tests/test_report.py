@@ -37,6 +37,7 @@ def test_published_run_leaves_report_figures_and_results(project):
         "claim": "attention_contractive", "test": "test_attention_contractive[published-pythia-6.9b]", "source": "published",
         "model": "pythia-6.9b", "outcome": "failed", "value": 96.875, "threshold": 97.0,
         "message": "pythia-6.9b: 31 of 32 attention layers contract = 96.875% < 97%", "baseline": None,
+        "verdict": "failed", "tracked": {"attn_contracting": ["count", 31]},
     }
     fit = results["fits"]["published"]
     assert round(fit["alpha"], 4) == 0.2648 and fit["n_models"] == 8 and set(fit["loo_alpha"]) == {m["model"] for m in results["models"]["published"]}

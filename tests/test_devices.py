@@ -1,0 +1,55 @@
+"""One GPU per pytest-xdist worker, within the GPUs the user made visible (device count faked)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gainscale.devices import pin_gpu, worker_index
+from gainscale.runner import Measurer, Settings
+from gainscale.suites import load_suite
+
+
+@pytest.mark.parametrize(
+    "worker, count, expected",
+    [("gw0", 4, "cuda:0"), ("gw3", 4, "cuda:3"), ("gw5", 4, "cuda:1"), ("gw1", 2, "cuda:1"), ("gw2", 1, "cuda:0"), (None, 4, "cuda")],
+)
+def test_workers_are_spread_over_the_visible_gpus(worker, count, expected):
+    assert pin_gpu("cuda", worker, gpu_count=count) == expected
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:2", "mps"])
+def test_an_explicit_device_is_never_repinned(device):
+    assert pin_gpu(device, "gw3", gpu_count=4) == device
+
+
+def test_no_visible_gpu_leaves_cuda_alone():
+    assert pin_gpu("cuda", "gw1", gpu_count=0) == "cuda"
+
+
+def test_worker_index():
+    assert worker_index("gw12") == 12 and worker_index(None) is None and worker_index("master") is None
+
+
+def test_visible_count_follows_cuda_visible_devices(monkeypatch):
+    """Indices count what CUDA_VISIBLE_DEVICES leaves visible: torch's device_count does."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)  # e.g. CUDA_VISIBLE_DEVICES=4,6
+    assert pin_gpu("cuda", "gw3") == "cuda:1"
+
+
+def test_the_pythia_suite_pins_each_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr("gainscale.devices.visible_gpu_count", lambda: 8)
+    suite = load_suite("pythia", tmp_path)
+    devices = {Measurer(suite, Settings(cache=tmp_path, worker=f"gw{k}")).device_for(suite.models[0]) for k in range(8)}
+    assert devices == {f"cuda:{k}" for k in range(8)}
+
+
+def test_n_auto_starts_one_worker_per_gpu(pytester, monkeypatch):
+    """The hook xdist asks for ``-n auto``: the GPU count for a suite that needs GPUs."""
+    from gainscale.plugin import pytest_xdist_auto_num_workers
+
+    monkeypatch.setattr("gainscale.plugin.visible_gpu_count", lambda: 3)
+    pytester.makeini("[pytest]\n")
+    pythia = pytester.parseconfigure("-p", "gainscale.plugin", "--gainscale-cache", str(pytester.path / "c"))
+    assert pytest_xdist_auto_num_workers(pythia) == 3
+    tiny = pytester.parseconfigure("-p", "gainscale.plugin", "--gainscale-suite", "tiny", "--gainscale-cache", str(pytester.path / "c"))
+    assert pytest_xdist_auto_num_workers(tiny) is None
