@@ -5,20 +5,26 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-# Imported once here: pytester's in-process runs drop the modules they import, and these
-# extension modules cannot be imported twice in one process.
-import matplotlib.backends.backend_agg  # noqa: F401
-import matplotlib.figure  # noqa: F401
+import _pytest.pytester
 import pytest
-import scipy.stats  # noqa: F401
-import torch  # noqa: F401
-import transformers  # noqa: F401
 
 from gainscale.randommodels import build_random_model
 from gainscale.runner import Measurer, Settings
 from gainscale.suites import ModelSpec, pythia_config, tiny_config
 
 pytest_plugins = ["pytester"]
+
+# pytester's in-process runs drop every module they imported when they end; torch, numpy and
+# friends register native state on import and break when imported a second time. Keep them.
+_NATIVE = ("torch", "transformers", "accelerate", "safetensors", "tokenizers", "numpy", "scipy", "matplotlib", "PIL", "kiwisolver")
+
+
+class _KeepNativeModules(_pytest.pytester.SysModulesSnapshot):
+    def __init__(self, preserve=None):
+        super().__init__(preserve=lambda name: name.split(".")[0] in _NATIVE or (preserve is not None and preserve(name)))
+
+
+_pytest.pytester.SysModulesSnapshot = _KeepNativeModules
 
 #: a small GPT-NeoX with Pythia's architecture (parallel residual, partial rotary)
 SMALL_NEOX = {**tiny_config("tiny-s"), "initializer_range": 0.1}
