@@ -217,6 +217,8 @@ def read_entry(path: Path) -> CacheEntry:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CorruptEntryError(f"cache entry {path} is unreadable ({error})") from None
     try:
+        if raw["gainscale_cache_entry"] != ENTRY_FORMAT:
+            raise CorruptEntryError(f"cache entry {path} has format {raw['gainscale_cache_entry']!r}, not {ENTRY_FORMAT}")
         checksum = raw["sha256"]
         body = {"key": raw["key"], "measurement": raw["measurement"]}
         if _sha256(canonical_json(body)) != checksum:

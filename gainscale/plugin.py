@@ -346,7 +346,7 @@ class ClaimsReporter:
         if not self.collector:
             return
         terminalreporter.section("gainscale claims")
-        for line in summary_lines(self.collector.claim_results()):
+        for line in summary_lines(self.collector.claim_results(), width=max(80, self.config.get_terminal_writer().fullwidth)):
             terminalreporter.line(line)
         for note in self.baseline_notes:
             terminalreporter.line(note, yellow=not note.startswith("baseline written"))

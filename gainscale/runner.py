@@ -15,7 +15,17 @@ from pathlib import Path
 
 from .cache import CacheRequest, MeasurementCache
 from .devices import pin_gpu
-from .loading import LoadOptions, default_device, default_dtype, device_available, load_model, resolve_revision
+from .architectures import layout_for
+from .loading import (
+    LoadOptions,
+    check_local_directory,
+    default_device,
+    default_dtype,
+    device_available,
+    load_model,
+    read_config,
+    resolve_revision,
+)
 from .measurement import METHOD_VERSION, Measurement
 from .prompts import PromptSet, load_prompts
 from .randommodels import ensure_random_model
@@ -123,6 +133,7 @@ class Measurer:
         prompts_sha256 = self.prompts.sha256  # a bad prompt file fails before anything is built
         if spec.build_seed is not None:
             ensure_random_model(spec.source, spec.config, spec.build_seed)
+        _refuse_unloadable(spec, self.settings.allow_pickle)
         return CacheRequest(
             source=spec.source,
             revision=resolve_revision(spec) if spec.local else (spec.revision or "main"),
@@ -171,6 +182,15 @@ class Measurer:
         meter = GainMeter(batch_size=self.settings.batch_size, progress=self.settings.progress)
         with load_model(spec, resolved_revision, options) as loaded:
             return meter.measure(loaded, self.prompts, resolved_revision)
+
+
+def _refuse_unloadable(spec: ModelSpec, allow_pickle: bool) -> None:
+    """A directory or architecture that cannot be measured is refused before anything is locked."""
+    if spec.local:
+        check_local_directory(Path(spec.source), allow_pickle)
+    config = read_config(spec)
+    if config is not None:
+        layout_for(config.get("model_type", "unknown"))
 
 
 def _renamed(measurement: Measurement, spec: ModelSpec) -> Measurement:
