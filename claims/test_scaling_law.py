@@ -8,28 +8,23 @@ finds |0.265 - 0.35| = 0.085 < 0.158 = 2 sigma ("Within 2 sigma: Yes"). The fit 
 
 import pytest
 
-from gainscale.claims import scaling_exponent_matches, scaling_fit, scaling_law_significant
-
-
-@pytest.fixture
-def fit(source_summaries):
-    return scaling_fit(source_summaries)
+from gainscale.claims import scaling_exponent_matches, scaling_law_significant
 
 
 @pytest.mark.claim("scaling_law_significant")
-def test_scaling_law_significant(fit, claim_thresholds, record_verdict):
+def test_scaling_law_significant(source_summaries, claim_thresholds, record_verdict):
     # threshold: p < 0.05, the paper's "Significant (p < 0.05)" (§2); pytest.ini: gainscale_scaling_p_max
-    verdict = scaling_law_significant(fit, p_max=claim_thresholds.scaling_p_max)
+    verdict = scaling_law_significant(source_summaries, p_max=claim_thresholds.scaling_p_max)
     record_verdict(verdict)
     assert verdict.passed, verdict.message
 
 
 @pytest.mark.claim("scaling_exponent_matches")
-def test_scaling_exponent_matches(fit, claim_thresholds, record_verdict):
+def test_scaling_exponent_matches(source_summaries, claim_thresholds, record_verdict):
     # threshold: |alpha - 0.35| < 2 stderr, the paper's "Within 2 sigma" check (§2 Hypothesis Test);
     # pytest.ini: gainscale_hypothesised_alpha, gainscale_alpha_sigmas
     verdict = scaling_exponent_matches(
-        fit, alpha0=claim_thresholds.hypothesised_alpha, sigmas=claim_thresholds.alpha_sigmas
+        source_summaries, alpha0=claim_thresholds.hypothesised_alpha, sigmas=claim_thresholds.alpha_sigmas
     )
     record_verdict(verdict)
     assert verdict.passed, verdict.message

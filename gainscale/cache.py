@@ -16,6 +16,7 @@ and no model: replaying on a laptop finds the newest entry of the request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -246,6 +247,7 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as error:
         raise CacheError(_unwritable(path.parent, error)) from None
     try:
+        os.fchmod(descriptor, _file_mode())  # mkstemp makes it private; a cache is often shared
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -256,6 +258,14 @@ def write_atomic(path: Path, text: str) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+@functools.cache
+def _file_mode() -> int:
+    """0o666 less the process's umask: the mode ``open()`` would have given the file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _publish(temporary: str, path: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .errors import GainscaleError
 from .stats import PowerLawFit, TrendTest, falling_trend, fit_power_law
 from .summary import ModelSummary
 
@@ -135,19 +136,27 @@ def scaling_fit(summaries: Sequence[ModelSummary]) -> PowerLawFit:
     return fit_power_law([s.model for s in summaries], [s.n_params for s in summaries], [s.final_mlp_gain for s in summaries])
 
 
-def scaling_law_significant(fit: PowerLawFit, p_max: float) -> Verdict:
+def scaling_law_significant(summaries: Sequence[ModelSummary], p_max: float) -> Verdict:
     """Claim 3a: the slope of the log-log fit is significant (p < ``p_max``)."""
+    name = "scaling_law_significant"
+    fit = _fit_or_reason(summaries)
+    if isinstance(fit, str):
+        return Verdict(name, None, None, p_max, fit)
     passed = fit.p_value < p_max
     message = (
         f"alpha = {fit.alpha:.3f} ± {fit.alpha_stderr:.3f} over {fit.n} models (R² = {fit.r_squared:.3f}): "
         f"p = {fit.p_value:.4f} {'<' if passed else '>='} {p_max:g}"
     )
     tracked = {"alpha": ("alpha", fit.alpha), "p_value": ("p_value", fit.p_value)}
-    return Verdict("scaling_law_significant", passed, fit.p_value, p_max, message, tracked, {"fit": fit.to_json()})
+    return Verdict(name, passed, fit.p_value, p_max, message, tracked, {"fit": fit.to_json()})
 
 
-def scaling_exponent_matches(fit: PowerLawFit, alpha0: float, sigmas: float) -> Verdict:
+def scaling_exponent_matches(summaries: Sequence[ModelSummary], alpha0: float, sigmas: float) -> Verdict:
     """Claim 3b: |alpha - ``alpha0``| < ``sigmas`` standard errors (the paper's hypothesis check)."""
+    name = "scaling_exponent_matches"
+    fit = _fit_or_reason(summaries)
+    if isinstance(fit, str):
+        return Verdict(name, None, None, alpha0, fit)
     test = fit.test_alpha(alpha0, sigmas)
     band = sigmas * fit.alpha_stderr
     message = (
@@ -156,12 +165,20 @@ def scaling_exponent_matches(fit: PowerLawFit, alpha0: float, sigmas: float) -> 
         f"(t = {test.t:.2f}, df = {test.degrees_of_freedom}, two-sided p = {test.p_value:.3f})"
     )
     details = {"fit": fit.to_json(), "alpha_test": asdict(test)}
-    return Verdict("scaling_exponent_matches", test.within_sigmas, fit.alpha, alpha0, message, {"alpha": ("alpha", fit.alpha)}, details)
+    return Verdict(name, test.within_sigmas, fit.alpha, alpha0, message, {"alpha": ("alpha", fit.alpha)}, details)
+
+
+def _fit_or_reason(summaries: Sequence[ModelSummary]) -> PowerLawFit | str:
+    """The fit, or why there is none (too few models, a gain that is not positive)."""
+    try:
+        return scaling_fit(summaries)
+    except GainscaleError as error:
+        return str(error)
 
 
 def contraction_trend(summaries: Sequence[ModelSummary]) -> TrendTest | None:
     """Rank tests of the MLP contracting share against parameters; None if a model lacks it."""
-    if any(s.mlp_contracting is None for s in summaries):
+    if any(s.mlp_contracting is None for s in summaries) or len(summaries) < 3:
         return None
     return falling_trend([s.model for s in summaries], [s.n_params for s in summaries], [s.mlp_contracting_pct for s in summaries])
 
@@ -171,7 +188,8 @@ def mlp_contraction_falls(summaries: Sequence[ModelSummary], p_max: float) -> Ve
     name = "mlp_contraction_falls"
     trend = contraction_trend(summaries)
     if trend is None:
-        return Verdict(name, None, None, p_max, "the source gives no per-layer MLP gains for some models")
+        reason = "a trend needs at least 3 models" if len(summaries) < 3 else "the source gives no per-layer MLP gains for some models"
+        return Verdict(name, None, None, p_max, f"{reason}; got {len(summaries)}")
     passed = trend.spearman_p < p_max
     (small, small_pct), (large, large_pct) = trend.smallest, trend.largest
     message = (

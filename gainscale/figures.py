@@ -11,13 +11,17 @@ imported inside the functions, so importing gainscale stays cheap.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
+
+from .cache import write_atomic
 
 #: the paper's "attention is universally contractive" claim allows down to 97% of layers
 ATTENTION_THRESHOLD_PCT = 97.0
@@ -134,15 +138,62 @@ def draw_figures(results: dict, directory: Path) -> tuple[list[Path], list[str]]
         ``"figure scaling_published.png: ValueError: ..."``. A failure does not stop the others.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    drawn = _DrawnFigures(directory)
     written: list[Path] = []
     errors: list[str] = []
     for name, draw in _figure_jobs(results):
         path = directory / _safe_file_name(name)
+        inputs = _fingerprint(draw)
+        if drawn.up_to_date(path, inputs):  # the same numbers and code: the PNG on disk is this figure
+            written.append(path)
+            continue
         try:
             written.append(draw(path))
+            drawn.record(path, inputs)
         except Exception as error:  # one bad model must not cost the report its other figures
             errors.append(f"figure {path.name}: {type(error).__name__}: {error}")
+    drawn.save()
     return written, errors
+
+
+class _DrawnFigures:
+    """What each PNG in a directory was drawn from, so that a replay draws nothing twice.
+
+    Drawing is most of a replayed report's time (matplotlib's import and ``savefig``); a
+    figure whose inputs and drawing code are unchanged is left as it is.
+    """
+
+    FILE = ".figure-inputs.json"
+
+    def __init__(self, directory: Path):
+        self.path = directory / self.FILE
+        try:
+            self.inputs: dict[str, str] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.inputs = {}
+        self.changed = False
+
+    def up_to_date(self, png: Path, inputs: str) -> bool:
+        return self.inputs.get(png.name) == inputs and png.is_file()
+
+    def record(self, png: Path, inputs: str) -> None:
+        self.inputs[png.name] = inputs
+        self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            write_atomic(self.path, json.dumps(self.inputs, indent=1, sort_keys=True) + "\n")
+
+
+def _fingerprint(draw: partial) -> str:
+    """A hash of a figure's drawing function, its arguments and this module's source."""
+    arguments = [draw.func.__name__, [a for a in draw.args], _code_hash()]
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@cache
+def _code_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _figure_jobs(results: dict) -> Iterator[tuple[str, Callable[[Path], Path]]]:

@@ -29,6 +29,28 @@ def default_batch_size(device: str) -> int:
     return 64 if device.startswith("cuda") else 8
 
 
+def length_order(token_ids: Sequence[Sequence[int]]) -> list[int]:
+    """Prompt indices shortest first, so that each batch holds prompts of similar length."""
+    return sorted(range(len(token_ids)), key=lambda i: (len(token_ids[i]), i))
+
+
+def pad_right(batch: Sequence[Sequence[int]], device="cpu"):
+    """Right-pad token ids into ``(input_ids, attention_mask)``, both (B, T) on ``device``.
+
+    Right padding keeps every real token's position id and, under the causal mask, its
+    attention: a padded prompt's real tokens compute exactly what they compute alone.
+    """
+    import torch
+
+    width = max(map(len, batch))
+    input_ids = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T); the pad id is masked out
+    mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = 1
+    return input_ids.to(device), mask.to(device)
+
+
 class MeasurementWarning(UserWarning):
     """Something about a measurement worth saying that does not stop it (a halved batch)."""
 
@@ -163,7 +185,7 @@ class GainMeter:
 
         body = loaded.model.base_model  # the transformer without its LM head
         device = body.get_input_embeddings().weight.device
-        order = sorted(range(len(token_ids)), key=lambda i: (len(token_ids[i]), i))  # little padding
+        order = length_order(token_ids)
         norms = torch.empty((len(recorder.sublayers), 2, len(token_ids)), dtype=torch.float32)
         bar = _progress_bar(loaded.spec.name, len(token_ids), self.progress)
         position = 0
@@ -186,15 +208,7 @@ class GainMeter:
     @staticmethod
     def _forward(body, recorder: _NormRecorder, batch: list[list[int]], device):
         """One right-padded forward pass; returns the (S, 2, B) per-prompt mean norms on CPU."""
-        import torch
-
-        width = max(map(len, batch))
-        input_ids = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T); pad id is masked out
-        mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            mask[row, : len(ids)] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
+        input_ids, mask = pad_right(batch, device)
         recorder.start_batch(mask)
         body(input_ids=input_ids, attention_mask=mask, use_cache=False)
         return recorder.sums.cpu()  # one device sync per batch

@@ -1,0 +1,26 @@
+"""A pytest plugin that writes down which torch and transformers modules a run imported.
+
+    GAINSCALE_IMPORT_PROBE=FILE pytest -p import_probe ...
+
+At the very end of the run (the last ``pytest_unconfigure``, after every report is written)
+it writes the sorted list of imported ``torch*`` and ``transformers*`` modules to FILE as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = {"torch", "transformers"}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = os.environ.get("GAINSCALE_IMPORT_PROBE")
+    if path:
+        imported = sorted(name for name in sys.modules if name.split(".")[0] in HEAVY)
+        Path(path).write_text(json.dumps(imported))
