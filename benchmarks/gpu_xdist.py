@@ -12,6 +12,7 @@ Run it where a GPU is:  ``PYTHONPATH=. python benchmarks/gpu_xdist.py``.
 from __future__ import annotations
 
 import argparse
+import re
 import collections
 import json
 import os
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
         marker = "gpu" if args.device == "cuda" else "not gpu"
         for label, workers in (("cold", args.workers), ("warm, from the cache", "auto")):
             result = run_claims(suite, scratch / "cache", log, workers, [], marker)
-            started = next((line for line in result.stdout.splitlines() if "workers [" in line), "?")
+            started = next((line for line in result.stdout.splitlines() if re.search(r"\d+ workers? \[", line)), "?")
             print(f"--- {label} run, -n {workers} ({started.strip()}): exit {result.returncode}")
             print("\n".join(result.stdout.splitlines()[-14:]))
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []

@@ -8,6 +8,7 @@ set, and returns a :class:`Verdict` whose message states the numbers:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -190,6 +191,9 @@ def mlp_contraction_falls(summaries: Sequence[ModelSummary], p_max: float) -> Ve
     if trend is None:
         reason = "a trend needs at least 3 models" if len(summaries) < 3 else "the source gives no per-layer MLP gains for some models"
         return Verdict(name, None, None, p_max, f"{reason}; got {len(summaries)}")
+    if math.isnan(trend.spearman_rho):  # a rank correlation of a constant is undefined
+        shares = ", ".join(f"{s:.4g}%" for s in trend.shares)
+        return Verdict(name, None, None, p_max, f"the MLP contracting share does not vary across the models ({shares}): no trend to test")
     passed = trend.spearman_p < p_max
     (small, small_pct), (large, large_pct) = trend.smallest, trend.largest
     message = (

@@ -114,11 +114,16 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` on a GPU runner: one worker per visible GPU, not one per CPU core (each
-    worker holds a whole model on its GPU). None leaves xdist's default."""
-    session = config.stash.get(SESSION, None)
-    if session is None or not any(source.needs_gpu() for source in session.sources.values()):
-        return None
-    return visible_gpu_count() or None
+    worker holds a whole model on its GPU). None leaves xdist's default.
+
+    xdist asks before ``pytest_configure``, so this reads the options itself.
+    """
+    try:
+        session = ClaimSession(_settings(config), tuple(option_value(config, "source")))
+        needs_gpu = any(source.needs_gpu() for source in session.sources.values())
+    except GainscaleError:
+        return None  # pytest_configure reports the bad option
+    return (visible_gpu_count() or None) if needs_gpu else None
 
 
 def _baseline(config: pytest.Config) -> Baseline | None:

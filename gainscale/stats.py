@@ -1,9 +1,12 @@
-"""The statistics behind the cross-model claims, as frozen results (scipy underneath).
+"""The statistics behind the cross-model claims, as frozen results (scipy's methods, bit for bit).
 
 The scaling fit is the paper's exactly: ``scipy.stats.linregress(log10(n_params),
 log10(final_mlp_gain))``; alpha is the slope. Beyond the paper: the t-test of H0 alpha = alpha0
 with n - 2 degrees of freedom, the confidence interval of alpha, residuals, leave-one-out
 exponents, prediction intervals, and rank tests of the MLP-contraction trend.
+
+The numbers come from :mod:`gainscale._exactstats`, which repeats scipy.stats' computations
+without importing scipy.stats (a second of import time, more than a whole replay from cache).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
+from . import _exactstats
 from .errors import GainscaleError
 
 
@@ -96,12 +100,10 @@ class PowerLawFit:
 
     def test_alpha(self, alpha0: float, sigmas: float = 2.0) -> AlphaTest:
         """The paper's check (|alpha - alpha0| < sigmas * stderr) and the two-sided t-test of H0 alpha = alpha0."""
-        from scipy import stats
-
         t = (self.alpha - alpha0) / self.alpha_stderr
-        p = 2 * stats.t.sf(abs(t), self.degrees_of_freedom)
+        p = 2 * _exactstats.t_sf(abs(t), self.degrees_of_freedom)
         difference = self.alpha - alpha0
-        return AlphaTest(alpha0, difference, t, self.degrees_of_freedom, float(p), sigmas, abs(difference) < sigmas * self.alpha_stderr)
+        return AlphaTest(alpha0, difference, t, self.degrees_of_freedom, p, sigmas, abs(difference) < sigmas * self.alpha_stderr)
 
     def fitted(self, log_param: float) -> float:
         return self.alpha * log_param + self.intercept
@@ -168,26 +170,27 @@ def fit_power_law(models: Sequence[str], n_params: Sequence[float], gains: Seque
     >>> round(fit.alpha, 3)
     0.306
     """
-    from scipy import stats
-
     if len(models) < 3:
         raise GainscaleError(f"a power-law fit needs at least 3 models, got {len(models)}: {', '.join(models)}")
     bad = [f"{m} ({g})" for m, g in zip(models, gains) if not g > 0]
     if bad:
         raise GainscaleError(f"final MLP gains must be positive for a log-log fit: {', '.join(bad)}")
     x = [math.log10(p) for p in n_params]
+    if all(v == x[0] for v in x):
+        raise GainscaleError(
+            f"a power-law fit needs models of different sizes: {', '.join(models)} all have {n_params[0]:,} parameters")
     y = [math.log10(g) for g in gains]
-    result = stats.linregress(x, y)
+    line = _exactstats.linregress(x, y)  # scipy.stats.linregress's numbers, without its import time
     return PowerLawFit(
         models=tuple(models),
         log_params=tuple(x),
         log_gains=tuple(y),
-        alpha=float(result.slope),
-        alpha_stderr=float(result.stderr),
-        intercept=float(result.intercept),
-        intercept_stderr=float(result.intercept_stderr),
-        r_squared=float(result.rvalue**2),
-        p_value=float(result.pvalue),
+        alpha=line.slope,
+        alpha_stderr=line.stderr,
+        intercept=line.intercept,
+        intercept_stderr=line.intercept_stderr,
+        r_squared=line.rvalue**2,
+        p_value=line.pvalue,
     )
 
 
@@ -225,22 +228,16 @@ class TrendTest:
 
 def falling_trend(models: Sequence[str], n_params: Sequence[int], shares: Sequence[float]) -> TrendTest:
     """Spearman's and Kendall's one-sided tests that ``shares`` fall with ``n_params``."""
-    from scipy import stats
-
     if len(models) < 3:
         raise GainscaleError(f"a trend test needs at least 3 models, got {len(models)}: {', '.join(models)}")
-    spearman = stats.spearmanr(n_params, shares, alternative="less")
-    kendall = stats.kendalltau(n_params, shares, alternative="less")
-    return TrendTest(
-        tuple(models), tuple(n_params), tuple(shares),
-        float(spearman.statistic), float(spearman.pvalue), float(kendall.statistic), float(kendall.pvalue),
-    )
+    # scipy.stats.spearmanr / kendalltau(alternative="less"), without scipy.stats' import time
+    spearman_rho, spearman_p = _exactstats.spearman_less(n_params, shares)
+    kendall_tau, kendall_p = _exactstats.kendall_less(n_params, shares)
+    return TrendTest(tuple(models), tuple(n_params), tuple(shares), spearman_rho, spearman_p, kendall_tau, kendall_p)
 
 
 def _t_quantile(level: float, degrees_of_freedom: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + level / 2, degrees_of_freedom))
+    return _exactstats.t_ppf(0.5 + level / 2, degrees_of_freedom)
 
 
 def _slope(x: Sequence[float], y: Sequence[float]) -> float:

@@ -49,7 +49,17 @@ def test_n_auto_starts_one_worker_per_gpu(pytester, monkeypatch):
 
     monkeypatch.setattr("gainscale.plugin.visible_gpu_count", lambda: 3)
     pytester.makeini("[pytest]\n")
-    pythia = pytester.parseconfigure("-p", "gainscale.plugin", "--gainscale-cache", str(pytester.path / "c"))
-    assert pytest_xdist_auto_num_workers(pythia) == 3
-    tiny = pytester.parseconfigure("-p", "gainscale.plugin", "--gainscale-suite", "tiny", "--gainscale-cache", str(pytester.path / "c"))
+    pythia = pytester.parseconfig("-p", "gainscale.plugin", "--gainscale-cache", str(pytester.path / "c"))
+    assert pytest_xdist_auto_num_workers(pythia) == 3  # asked before pytest_configure, as xdist does
+    tiny = pytester.parseconfig("-p", "gainscale.plugin", "--gainscale-suite", "tiny", "--gainscale-cache", str(pytester.path / "c"))
     assert pytest_xdist_auto_num_workers(tiny) is None
+
+
+def test_n_auto_on_the_command_line_starts_one_worker_per_gpu(pytester, monkeypatch, tmp_path):
+    """End to end through xdist: with 1 GPU visible, -n auto starts 1 worker, not one per core."""
+    from helpers import claims_project
+
+    monkeypatch.setattr("gainscale.plugin.visible_gpu_count", lambda: 1)
+    claims_project(pytester)
+    result = pytester.runpytest("claims", "-n", "auto", "--gainscale-source", "measured", "--gainscale-cache", str(tmp_path), "-k", "12b")
+    result.stdout.fnmatch_lines(["*1 worker [[]2 items]*"])

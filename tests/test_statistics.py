@@ -101,3 +101,13 @@ def test_fit_refuses_too_few_or_non_positive_gains():
         fit_power_law(["a", "b", "c"], [1, 2, 3], [1, 0.0, 2])
     with pytest.raises(GainscaleError, match="at least 3 models"):
         falling_trend(["a"], [1], [1.0])
+
+
+def test_a_flat_mlp_share_has_no_trend_to_test():
+    """Every model at 100%: Spearman is undefined, so the claim is not evaluable (a skip), not failed."""
+    from gainscale.claims import mlp_contraction_falls
+    from gainscale.summary import ModelSummary
+
+    flat = [ModelSummary(f"m{i}", 10**i, 4, 2.0, 4, 4) for i in range(3, 7)]
+    verdict = mlp_contraction_falls(flat, p_max=0.05)
+    assert verdict.passed is None and "does not vary across the models (100%, 100%, 100%, 100%)" in verdict.message
