@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 #: scipy's guard against dividing by zero when r = ±1 (``linregress``'s TINY)
@@ -46,7 +46,8 @@ def linregress(x: Sequence[float], y: Sequence[float]) -> Line:
     if ssxm == 0.0 or ssym == 0.0:
         r = math.nan if ssxym == 0 else 0.0
     else:
-        r = min(1.0, max(-1.0, ssxym / math.sqrt(ssxm * ssym)))
+        r = ssxym / math.sqrt(ssxm * ssym)
+        r = 1.0 if r > 1.0 else -1.0 if r < -1.0 else r  # rounding can step past ±1; nan stays nan
     slope = ssxym / ssxm
     intercept = ymean - slope * xmean
     if n == 2:
@@ -151,7 +152,7 @@ def _kendall_p_exact_less(n: int, c: int) -> float:
         else:
             prob, p_mass_at_c = float(np.sum(new)), float(new[-1] / 2)
     prob = 1 - prob / 2 + p_mass_at_c if in_right_tail else prob / 2
-    return min(1.0, max(0.0, prob))
+    return 1.0 if prob > 1.0 else 0.0 if prob < 0.0 else prob
 
 
 def _average_ranks(values: Sequence[float]) -> list[float]:
@@ -169,7 +170,7 @@ def _average_ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-def _tie_sums(counts) -> tuple[int, int, int]:
+def _tie_sums(counts: Iterable[int]) -> tuple[int, int, int]:
     """For groups of tied values: tied pairs, sum t(t-1)(t-2), sum t(t-1)(2t+5)."""
     counts = [t for t in counts if t > 1]
     return (sum(t * (t - 1) // 2 for t in counts), sum(t * (t - 1) * (t - 2) for t in counts),

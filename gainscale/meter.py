@@ -9,7 +9,6 @@ mean norms on the device at once, so no activation is ever kept.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from .architectures import find_sublayers
 from .errors import MeasurementError, PromptError
 from .loading import LoadedModel
 from .measurement import METHOD_VERSION, Measurement, ModuleNorms, Provenance
+from .progress import progress_bar
 from .prompts import PromptSet
 
 
@@ -187,7 +187,7 @@ class GainMeter:
         device = body.get_input_embeddings().weight.device
         order = length_order(token_ids)
         norms = torch.empty((len(recorder.sublayers), 2, len(token_ids)), dtype=torch.float32)
-        bar = _progress_bar(loaded.spec.name, len(token_ids), self.progress)
+        bar = progress_bar(len(token_ids), f"measuring {loaded.spec.name}", "prompt", self.progress, position=1)
         position = 0
         while position < len(order):
             batch = order[position : position + batch_size]
@@ -258,10 +258,3 @@ def _provenance(loaded: LoadedModel, batch_size: int, seconds: float) -> Provena
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         wall_seconds=round(seconds, 3),
     )
-
-
-def _progress_bar(model: str, prompts: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    # delay: no bar at all for measurements that take less than a moment
-    return tqdm(total=prompts, desc=f"measuring {model}", unit="prompt", delay=2.0, disable=not enabled, file=sys.stderr, leave=False)

@@ -12,6 +12,7 @@ from functools import cached_property
 from .baseline import Baseline, Comparison, Tolerances
 from .claims import Thresholds, Verdict
 from .errors import UnknownNameError
+from .progress import progress_bar
 from .runner import Measurer, Settings
 from .sources import MEASURED, PUBLISHED, Unavailable, known_source_names, open_source
 from .suites import Suite, load_suite
@@ -91,11 +92,14 @@ class ClaimSession:
     def summaries(self, source: str) -> list[ModelSummary]:
         """Every model of ``source``, smallest first; raises :class:`Unavailable` naming the missing."""
         found, missing = [], []
-        for model in self.sources[source].model_names():
-            try:
-                found.append(self.summary(source, model))
-            except Unavailable as unavailable:
-                missing.append((model, str(unavailable)))
+        models = self.sources[source].model_names()
+        with progress_bar(len(models), f"{source} models", "model", self.settings.progress and source == MEASURED) as bar:
+            for model in models:
+                try:
+                    found.append(self.summary(source, model))
+                except Unavailable as unavailable:
+                    missing.append((model, str(unavailable)))
+                bar.update()
         if missing:
             names = ", ".join(model for model, _ in missing)
             raise Unavailable(f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}): {missing[0][1]}")

@@ -126,7 +126,7 @@ class PowerLawFit:
         spread = self._residual_std() * math.sqrt(1 + 1 / self.n + (x - mean_x) ** 2 / sxx)
         half = _t_quantile(level, self.degrees_of_freedom) * spread
         y = self.fitted(x)
-        return Prediction(n_params, 10**y, 10 ** (y - half), 10 ** (y + half), level)
+        return Prediction(n_params, _power_of_ten(y), _power_of_ten(y - half), _power_of_ten(y + half), level)
 
     def leave_one_out(self) -> dict[str, float]:
         """alpha refitted without each model in turn."""
@@ -234,6 +234,14 @@ def falling_trend(models: Sequence[str], n_params: Sequence[int], shares: Sequen
     spearman_rho, spearman_p = _exactstats.spearman_less(n_params, shares)
     kendall_tau, kendall_p = _exactstats.kendall_less(n_params, shares)
     return TrendTest(tuple(models), tuple(n_params), tuple(shares), spearman_rho, spearman_p, kendall_tau, kendall_p)
+
+
+def _power_of_ten(exponent: float) -> float:
+    """10 ** exponent, inf where a very wide interval leaves the float range."""
+    try:
+        return 10.0**exponent
+    except OverflowError:
+        return math.inf
 
 
 def _t_quantile(level: float, degrees_of_freedom: int) -> float:

@@ -130,3 +130,28 @@ def test_local_fingerprint_follows_content(model_copy, small_model_dir):
     assert local_fingerprint(model_copy) == local_fingerprint(small_model_dir)
     (model_copy / "model.safetensors").write_bytes((model_copy / "model.safetensors").read_bytes()[:-1] + b"\0")
     assert local_fingerprint(model_copy) != local_fingerprint(small_model_dir)
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_goes_on(small_model_dir, monkeypatch):
+    """An out-of-memory batch is retried at half the size, with a warning; the numbers are the same."""
+    import torch
+
+    from gainscale.meter import MeasurementWarning
+
+    expected = measure(small_model_dir, PROMPTS, batch_size=8)
+    original = GainMeter._forward
+    sizes = []
+
+    def forward_with_little_memory(body, recorder, batch, device):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(body, recorder, batch, device)
+
+    monkeypatch.setattr(GainMeter, "_forward", staticmethod(forward_with_little_memory))
+    with pytest.warns(MeasurementWarning, match=r"small: CUDA out of memory; batch size halved to [42]") as warned:
+        halved = measure(small_model_dir, PROMPTS, batch_size=8)
+    assert [str(w.message).rsplit(" ", 1)[1] for w in warned] == ["4", "2"]
+    assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) == {2}
+    assert_close(halved.attn_gains, expected.attn_gains)
+    assert_close(halved.mlp_gains, expected.mlp_gains)
