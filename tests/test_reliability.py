@@ -139,18 +139,23 @@ def test_kill_9_in_the_middle_of_a_write_leaves_no_partial_entry(tmp_path):
 RACE_COUNTER = textwrap.dedent(
     """
     import os
-    from pathlib import Path
     import gainscale.runner
 
     _measure_now = gainscale.runner.Measurer.measure_now
 
+
     def counted(self, spec, resolved):
-        with open(Path(os.environ["MEASURE_LOG"]), "a") as log:
+        with open(os.environ["MEASURE_LOG"], "a") as log:
             log.write(spec.name + "\\n")
         return _measure_now(self, spec, resolved)
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # not in the in-process controller: it would outlive the run
+
+    def pytest_configure(config):
         gainscale.runner.Measurer.measure_now = counted
+
+
+    def pytest_unconfigure(config):  # an in-process run must not leave it behind
+        gainscale.runner.Measurer.measure_now = _measure_now
     """
 )
 
