@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,6 @@ class Tolerances:
     p_value: float = 0.05
     #: relative, for rank statistics (Spearman's rho)
     statistic: float = 0.05
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
     def allows(self, kind: str, old: float, new: float) -> bool:
         tolerance = getattr(self, kind)

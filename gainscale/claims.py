@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import GainscaleError
@@ -73,10 +73,6 @@ class Thresholds:
     alpha_sigmas: float = 2.0
     #: §3 "MLP Kontraktion FÄLLT mit Modellgröße": one-sided Spearman p must be below this
     trend_p_max: float = 0.05
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 @dataclass(frozen=True, repr=False)

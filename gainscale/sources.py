@@ -26,13 +26,11 @@ class Unavailable(GainscaleError):
     """A source cannot give a model's numbers here and now (the test skips with this reason)."""
 
 
-class PublishedSource:
-    """The paper's own table: per model its layers, final MLP gain and contracting counts."""
+class _TableSource:
+    """A source whose numbers are all known up front, from a table: no torch, no GPU."""
 
-    name = kind = PUBLISHED
-
-    def __init__(self):
-        self._summaries = {s.model: s for s in published_summaries()}
+    def __init__(self, summaries):
+        self._summaries = {s.model: s for s in summaries}
 
     def model_names(self) -> list[str]:
         return list(self._summaries)
@@ -42,6 +40,15 @@ class PublishedSource:
 
     def summary(self, model: str) -> ModelSummary:
         return self._summaries[model]
+
+
+class PublishedSource(_TableSource):
+    """The paper's own table: per model its layers, final MLP gain and contracting counts."""
+
+    name = kind = PUBLISHED
+
+    def __init__(self):
+        super().__init__(published_summaries())
 
     def recorded_fit(self) -> dict[str, float] | None:
         """The fit as the paper printed it."""
@@ -51,24 +58,15 @@ class PublishedSource:
         return {"origin": published_data()["origin"]}
 
 
-class ImportedSource:
+class ImportedSource(_TableSource):
     """A result set imported from the paper notebook's JSON."""
 
     kind = "imported"
 
     def __init__(self, imported: ImportedSet):
+        super().__init__(imported.summaries)
         self.name = imported.name
         self.imported = imported
-        self._summaries = {s.model: s for s in imported.summaries}
-
-    def model_names(self) -> list[str]:
-        return list(self._summaries)
-
-    def needs_gpu(self) -> bool:
-        return False
-
-    def summary(self, model: str) -> ModelSummary:
-        return self._summaries[model]
 
     def recorded_fit(self) -> dict[str, float] | None:
         return self.imported.recorded_fit
