@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import GainscaleError, UnknownNameError
+from .errors import DeviceUnavailable, GainscaleError, UnknownNameError
 from .runner import Measurer, Settings
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
 
@@ -94,12 +94,12 @@ def _measure(args: argparse.Namespace) -> int:
     )
     suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
     measurer = Measurer(suite, settings)
-    reason = None if measurer.cached(spec) else measurer.unavailable_reason(spec)
-    if reason:
-        raise GainscaleError(f"{spec.name}: {reason}; pass --device cpu (and --dtype float32) to measure on the CPU")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        measurement, from_cache = measurer.get(spec)
+        try:
+            measurement, from_cache = measurer.get(spec)
+        except DeviceUnavailable as missing:
+            raise GainscaleError(f"{spec.name}: {missing}; pass --device cpu (and --dtype float32) to measure on the CPU") from None
     for warning in caught:
         print(f"gainscale: warning: {warning.message}", file=sys.stderr)
     if args.json:

@@ -53,6 +53,10 @@ class MeasurementError(GainscaleError):
     """A measurement that must not be kept: a non-finite or zero norm in some layer."""
 
 
+class DeviceUnavailable(GainscaleError):
+    """A measurement that is not cached and cannot be made here: its device is missing."""
+
+
 class CacheError(GainscaleError):
     """A cache directory or entry that cannot be used."""
 

@@ -28,7 +28,6 @@ from .session import DEFAULT_SOURCES, ClaimSession
 from .sources import Unavailable
 
 SESSION = pytest.StashKey[ClaimSession]()
-REPORTER = pytest.StashKey["ClaimsReporter"]()
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"gainscale: {error}") from None
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
-        config.stash[REPORTER] = reporter = ClaimsReporter(config, _report_dir(config))
-        config.pluginmanager.register(reporter, "gainscale-reporter")
+        config.pluginmanager.register(ClaimsReporter(config, _report_dir(config)), "gainscale-reporter")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -311,7 +309,8 @@ class ClaimsReporter:
             return
         command = "pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args)
         try:
-            results = self.collector.results(run_provenance(self.config.rootpath, self.session.settings, command))
+            provenance = run_provenance(self.config.rootpath, self.session.settings, self.session.measurer.prompts, command)
+            results = self.collector.results(provenance)
         except GainscaleError as error:
             self.errors.append(f"gainscale: could not gather the results: {error}")
             return

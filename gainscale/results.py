@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .claims import CLAIMS
-from .prompts import load_prompts
+from .prompts import PromptSet
 from .runner import Settings
 
 #: outcomes as the report names them
@@ -227,11 +227,10 @@ def summary_lines(results: list[ClaimResult], width: int = 110) -> list[str]:
     return lines
 
 
-def run_provenance(root: Path, settings: Settings, command: str) -> dict[str, Any]:
+def run_provenance(root: Path, settings: Settings, prompts: PromptSet, command: str) -> dict[str, Any]:
     """Where, when and with what a run happened; versions are read without importing torch."""
     from . import __version__
 
-    prompts = load_prompts(settings.prompts)
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "gainscale_version": __version__,

@@ -26,6 +26,7 @@ from .loading import (
     read_config,
     resolve_revision,
 )
+from .errors import DeviceUnavailable
 from .measurement import METHOD_VERSION, Measurement
 from .prompts import PromptSet, load_prompts
 from .randommodels import ensure_random_model
@@ -142,11 +143,6 @@ class Measurer:
             method_version=METHOD_VERSION,
         )
 
-    def cached(self, spec: ModelSpec) -> Measurement | None:
-        """The cached measurement of ``spec``, or None; never loads a model."""
-        entry = self.cache.lookup(self.request(spec))
-        return _renamed(entry.measurement, spec) if entry else None
-
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         """Why ``spec`` cannot be measured here (its device is missing), or None if it can."""
         device = self.device_for(spec)
@@ -158,9 +154,16 @@ class Measurer:
         """``(measurement, came_from_cache)``: the cached one, or measured now and cached.
 
         Across processes sharing the cache, each request is measured once; the others wait
-        for it and read it back.
+        for it and read it back. A cache hit loads no model; a miss where the device is
+        missing raises :class:`DeviceUnavailable` before anything is resolved or locked.
         """
         request = self.request(spec)
+        hit = self.cache.lookup(request)
+        if hit is not None:
+            return _renamed(hit.measurement, spec), True
+        reason = self.unavailable_reason(spec)
+        if reason:
+            raise DeviceUnavailable(reason)
         measurement, from_cache = self.cache.get_or_measure(
             request, resolve=lambda: request.revision if spec.local else resolve_revision(spec),
             measure=lambda resolved: self.measure_now(spec, resolved),

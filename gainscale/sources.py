@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GainscaleError, UnknownNameError
+from .errors import DeviceUnavailable, GainscaleError, UnknownNameError
 from .measurement import Measurement
 from .notebook import ImportedSet, imported_set_names, read_set
 from .published import published_data, published_summaries
@@ -111,19 +111,16 @@ class MeasuredSource:
 
     def _get(self, model: str) -> tuple[Measurement, bool]:
         spec = self.suite.model(model)
-        cached = self.measurer.cached(spec)
-        if cached is not None:
-            return cached, True
-        reason = self.measurer.unavailable_reason(spec)
-        if reason:
+        try:
+            return self.measurer.get(spec)
+        except DeviceUnavailable as missing:
             # the same words for every model, so that pytest folds the skips into one line
             raise Unavailable(
                 f"no measurement of this model ({self.measurer.dtype_for(spec)}, prompts "
-                f"{self.measurer.prompts.sha256[:12]}) is cached in {display_path(self.measurer.cache.directory)}, and {reason}: "
+                f"{self.measurer.prompts.sha256[:12]}) is cached in {display_path(self.measurer.cache.directory)}, and {missing}: "
                 f"run `pytest claims -m gpu` (or `gainscale measure MODEL --suite {self.suite.name}`) "
                 "on a machine with one, sharing the cache"
-            )
-        return self.measurer.get(spec)
+            ) from None
 
     def provenance(self, model: str | None = None) -> dict[str, Any]:
         settings = self.measurer.settings

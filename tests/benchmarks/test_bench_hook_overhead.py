@@ -12,7 +12,7 @@ Tokenization is included on both sides alike: ``measure`` tokenizes each prompt 
 
 from __future__ import annotations
 
-from gainscale.meter import GainMeter, default_batch_size
+from gainscale.meter import GainMeter, default_batch_size, length_order, pad_right
 
 from .pairing import time_in_turns
 
@@ -21,21 +21,15 @@ ROUNDS = 10
 
 
 def bare_batches(loaded, prompts, batch_size: int) -> None:
-    """gainscale's batches through the transformer body with no hooks and nothing kept."""
+    """gainscale's batches (its own ordering and padding) through the body, no hooks, nothing kept."""
     import torch
 
     token_ids = [loaded.tokenizer(prompt)["input_ids"] for prompt in prompts.prompts]
-    order = sorted(range(len(token_ids)), key=lambda i: (len(token_ids[i]), i))
+    order = length_order(token_ids)
     body = loaded.model.base_model
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
-            batch = [token_ids[i] for i in order[start : start + batch_size]]
-            width = max(map(len, batch))
-            input_ids = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-            for row, ids in enumerate(batch):
-                input_ids[row, : len(ids)] = torch.tensor(ids)
-                mask[row, : len(ids)] = 1
+            input_ids, mask = pad_right([token_ids[i] for i in order[start : start + batch_size]])
             body(input_ids=input_ids, attention_mask=mask, use_cache=False)
 
 
