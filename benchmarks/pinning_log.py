@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-import gainscale.runner
+import gainscale.measurer
 
-_measure_now = gainscale.runner.Measurer.measure_now
+_measure_now = gainscale.measurer.Measurer.measure_now
 
 
 def _logged(self, spec, resolved_revision):
@@ -28,4 +28,4 @@ def _logged(self, spec, resolved_revision):
     return measurement
 
 
-gainscale.runner.Measurer.measure_now = _logged
+gainscale.measurer.Measurer.measure_now = _logged

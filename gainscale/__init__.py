@@ -18,7 +18,8 @@ from .cache import CacheRequest, MeasurementCache
 from .errors import GainscaleError
 from .measurement import Measurement, ModuleNorms, Provenance
 from .prompts import PromptSet, load_prompts
-from .runner import Measurer, Settings
+from .measurer import Measurer
+from .settings import Settings
 from .suites import ModelSpec, Suite, load_suite
 from .summary import ModelSummary
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import write_atomic
+from .files import write_atomic
 from .claims import Verdict
 from .errors import BaselineError
 

@@ -16,13 +16,11 @@ and no model: replaying on a laptop finds the newest entry of the request.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,7 +30,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from .errors import CacheError, CorruptEntryError
+from .errors import CacheError, CorruptEntryError, WriteError
+from .files import canonical_json, pretty_json, write_atomic
 from .measurement import Measurement
 
 ENTRY_FORMAT = 1
@@ -71,11 +70,6 @@ class CacheEntry:
     request: CacheRequest
     resolved_revision: str
     measurement: Measurement
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialisation checksums are taken over; refuses NaN and infinities."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 class MeasurementCache:
@@ -144,7 +138,10 @@ class MeasurementCache:
         except ValueError as error:  # NaN or infinity: never stored
             raise CacheError(f"{measurement.model}: refusing to cache a non-finite value ({error})") from None
         entry = {"gainscale_cache_entry": ENTRY_FORMAT, **body, "sha256": checksum}
-        write_atomic(path, json.dumps(entry, indent=1, sort_keys=True) + "\n")
+        try:
+            write_atomic(path, pretty_json(entry))
+        except WriteError as error:
+            raise CacheError(_unwritable(self.directory, error)) from None
         return path
 
     def lock(self, request: CacheRequest) -> FileLock:
@@ -235,47 +232,10 @@ def read_entry(path: Path) -> CacheEntry:
     return CacheEntry(path, request, resolved, measurement)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
-
-    The text goes to a temporary file in the same directory, is flushed to disk, and is
-    renamed over ``path``. Raises :class:`CacheError` when the directory is read-only or full.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise CacheError(_unwritable(path.parent, error)) from None
-    try:
-        os.fchmod(descriptor, _file_mode())  # mkstemp makes it private; a cache is often shared
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish(temporary, path)
-    except OSError as error:
-        raise CacheError(_unwritable(path.parent, error)) from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-@functools.cache
-def _file_mode() -> int:
-    """0o666 less the process's umask: the mode ``open()`` would have given the file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _publish(temporary: str, path: Path) -> None:
-    """The one step that makes a written file visible (tests pause here to kill a writer)."""
-    os.replace(temporary, path)
-
-
 def _unwritable(directory: Path, error: OSError) -> str:
+    reason = error.reason if isinstance(error, WriteError) else (error.strerror or error)
     return (
-        f"cannot write to the cache directory {directory} ({error.strerror or error}); "
+        f"cannot write to the cache directory {directory} ({reason}); "
         "free space, fix its permissions, or pass another with --cache / GAINSCALE_CACHE"
     )
 

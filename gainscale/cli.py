@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import DeviceUnavailable, GainscaleError, UnknownNameError
-from .runner import Measurer, Settings
+from .measurer import Measurer
+from .settings import Settings
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
 
 

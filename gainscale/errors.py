@@ -57,6 +57,15 @@ class DeviceUnavailable(GainscaleError):
     """A measurement that is not cached and cannot be made here: its device is missing."""
 
 
+class WriteError(GainscaleError, OSError):
+    """A file that cannot be written: read-only, full disk, or a file where a directory should be."""
+
+    def __init__(self, path, error: OSError):
+        self.path = path
+        self.reason = error.strerror or str(error)
+        super().__init__(f"cannot write {path} ({self.reason})")
+
+
 class CacheError(GainscaleError):
     """A cache directory or entry that cannot be used."""
 

@@ -21,7 +21,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from .cache import write_atomic
+from .files import write_atomic
 
 #: the paper's "attention is universally contractive" claim allows down to 97% of layers
 ATTENTION_THRESHOLD_PCT = 97.0

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cache import canonical_json, write_atomic
-from .errors import CacheError, NotebookImportError
+from .files import canonical_json, write_atomic
+from .errors import NotebookImportError, WriteError
 from .summary import ModelSummary
 
 RESERVED_NAMES = ("published", "measured")
@@ -87,7 +87,7 @@ def import_notebook(file: str | Path, name: str, cache_dir: str | Path) -> Impor
     entry = {"gainscale_set": 1, "set": body, "sha256": _checksum(body)}
     try:
         write_atomic(set_path(cache_dir, name), json.dumps(entry, indent=1, sort_keys=True) + "\n")
-    except CacheError as error:
+    except WriteError as error:
         raise NotebookImportError(str(error)) from None
     return imported
 

@@ -23,7 +23,8 @@ from .devices import visible_gpu_count
 from .errors import GainscaleError
 from .report import WrittenReport, write_report
 from .results import ResultsCollector, labels_from_test_name, run_provenance, summary_lines
-from .runner import Settings, display_path
+from .paths import display_path
+from .settings import Settings
 from .session import DEFAULT_SOURCES, ClaimSession
 from .sources import Unavailable
 

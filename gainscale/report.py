@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import write_atomic
+from .files import write_atomic
 from .claims import CLAIMS
 from .results import source_order
 from .stats import PowerLawFit

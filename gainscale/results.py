@@ -19,7 +19,7 @@ from typing import Any
 
 from .claims import CLAIMS
 from .prompts import PromptSet
-from .runner import Settings
+from .settings import Settings
 
 #: outcomes as the report names them
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "regression")

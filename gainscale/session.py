@@ -13,7 +13,8 @@ from .baseline import Baseline, Comparison, Tolerances
 from .claims import Thresholds, Verdict
 from .errors import UnknownNameError
 from .progress import progress_bar
-from .runner import Measurer, Settings
+from .measurer import Measurer
+from .settings import Settings
 from .sources import MEASURED, PUBLISHED, Unavailable, known_source_names, open_source
 from .suites import Suite, load_suite
 from .summary import ModelSummary

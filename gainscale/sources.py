@@ -16,7 +16,8 @@ from .errors import DeviceUnavailable, GainscaleError, UnknownNameError
 from .measurement import Measurement
 from .notebook import ImportedSet, imported_set_names, read_set
 from .published import published_data, published_summaries
-from .runner import Measurer, display_path
+from .measurer import Measurer
+from .paths import display_path
 from .summary import ModelSummary
 
 PUBLISHED, MEASURED = "published", "measured"

@@ -9,7 +9,8 @@ import _pytest.pytester
 import pytest
 
 from gainscale.randommodels import build_random_model
-from gainscale.runner import Measurer, Settings
+from gainscale.measurer import Measurer
+from gainscale.settings import Settings
 from gainscale.suites import ModelSpec, pythia_config, tiny_config
 
 pytest_plugins = ["pytester"]

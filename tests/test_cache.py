@@ -34,7 +34,7 @@ def test_cache_hit_returns_identical_values_and_loads_no_model(small_model_dir, 
     def no_loading(*args, **kwargs):
         raise AssertionError("a cache hit must not load the model")
 
-    monkeypatch.setattr("gainscale.runner.load_model", no_loading)
+    monkeypatch.setattr("gainscale.measurer.load_model", no_loading)
     second, from_cache = cpu_measurer(prompts=prompt_file).get(spec)
     assert from_cache
     assert second == first
@@ -133,7 +133,7 @@ def test_full_cache_disk_still_returns_the_measurement(small_model_dir, cpu_meas
     def disk_full(temporary, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("gainscale.cache._publish", disk_full)
+    monkeypatch.setattr("gainscale.files._publish", disk_full)
     with pytest.warns(CacheWriteWarning, match="No space left on device.*used in this run but not kept"):
         measurement, from_cache = cpu_measurer(prompts=prompt_file).get(local_spec(small_model_dir))
     assert not from_cache and measurement.n_layers == 3
@@ -145,7 +145,8 @@ RACER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from gainscale.runner import Measurer, Settings
+    from gainscale.measurer import Measurer
+    from gainscale.settings import Settings
     from gainscale.suites import ModelSpec
 
     model_dir, cache_dir, prompts = sys.argv[1:4]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gainscale.devices import pin_gpu, worker_index
-from gainscale.runner import Measurer, Settings
+from gainscale.measurer import Measurer
+from gainscale.settings import Settings
 from gainscale.suites import load_suite
 
 

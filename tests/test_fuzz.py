@@ -72,7 +72,8 @@ def test_suite_reader_raises_only_its_own_error(tmp_path_factory, text):
 def valid_entry(tmp_path_factory, small_model_dir) -> bytes:
     from conftest import local_spec
 
-    from gainscale.runner import Measurer, Settings
+    from gainscale.measurer import Measurer
+    from gainscale.settings import Settings
 
     cache = tmp_path_factory.mktemp("cache")
     prompts = cache / "p.txt"

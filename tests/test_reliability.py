@@ -102,14 +102,14 @@ KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    import gainscale.cache
+    import gainscale.files
     from gainscale.cli import main
 
     ready = Path(sys.argv[1])
     def pause_at_the_write(temporary, path):
         ready.write_text(temporary)   # the temporary file is complete, the entry not yet published
         time.sleep(600)
-    gainscale.cache._publish = pause_at_the_write
+    gainscale.files._publish = pause_at_the_write
     sys.exit(main(sys.argv[2:]))
     """
 )
@@ -139,9 +139,9 @@ def test_kill_9_in_the_middle_of_a_write_leaves_no_partial_entry(tmp_path):
 RACE_COUNTER = textwrap.dedent(
     """
     import os
-    import gainscale.runner
+    import gainscale.measurer
 
-    _measure_now = gainscale.runner.Measurer.measure_now
+    _measure_now = gainscale.measurer.Measurer.measure_now
 
 
     def counted(self, spec, resolved):
@@ -151,11 +151,11 @@ RACE_COUNTER = textwrap.dedent(
 
 
     def pytest_configure(config):
-        gainscale.runner.Measurer.measure_now = counted
+        gainscale.measurer.Measurer.measure_now = counted
 
 
     def pytest_unconfigure(config):  # an in-process run must not leave it behind
-        gainscale.runner.Measurer.measure_now = _measure_now
+        gainscale.measurer.Measurer.measure_now = _measure_now
     """
 )
 
@@ -186,7 +186,7 @@ def test_an_unwritable_cache_still_reports_the_measurements(pytester, tmp_path, 
 
     cache = tmp_path / "cache"
     shutil.copytree(tiny_cache / "tiny-models", cache / "tiny-models")  # built, not measured
-    monkeypatch.setattr("gainscale.cache.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("gainscale.files.tempfile.mkstemp", read_only)
     claims_project(pytester)
     result = pytester.runpytest("claims", "--gainscale-suite", "tiny", "--gainscale-source", "measured",
                                 "--gainscale-cache", str(cache), "-k", "final_mlp", "-W", "default")

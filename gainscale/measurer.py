@@ -8,14 +8,14 @@ neither torch nor transformers and loads no model.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from .architectures import layout_for
 from .cache import CacheRequest, MeasurementCache
 from .devices import pin_gpu
-from .architectures import layout_for
+from .errors import DeviceUnavailable
 from .loading import (
     LoadOptions,
     check_local_directory,
@@ -26,74 +26,11 @@ from .loading import (
     read_config,
     resolve_revision,
 )
-from .errors import DeviceUnavailable
 from .measurement import METHOD_VERSION, Measurement
 from .prompts import PromptSet, load_prompts
 from .randommodels import ensure_random_model
-from .suites import DTYPES, ModelSpec, Suite
-
-CACHE_ENV = "GAINSCALE_CACHE"
-
-
-def default_cache_dir(project_root: str | Path | None = None) -> Path:
-    """``$GAINSCALE_CACHE``, else ``.gainscale/`` under the project root (or the current directory)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(project_root or find_project_root()) / ".gainscale"
-
-
-def display_path(path: str | Path) -> Path:
-    """``path`` relative to the current directory when it lies under it: shorter in messages."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
-
-
-def find_project_root(start: Path | None = None) -> Path:
-    """The nearest directory upwards holding ``pyproject.toml``, ``pytest.ini`` or ``.git``."""
-    start = (start or Path.cwd()).resolve()
-    for directory in (start, *start.parents):
-        if any((directory / marker).exists() for marker in ("pyproject.toml", "pytest.ini", ".git")):
-            return directory
-    return start
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What a user chose, by CLI flag, pytest option or ini key (the same names everywhere)."""
-
-    #: built-in suite name or suite TOML file
-    suite: str = "pythia"
-    #: cache directory; None for :func:`default_cache_dir`
-    cache: Path | None = None
-    #: ``cpu``, ``cuda``, ``cuda:N``; None for the suite's device, else CUDA when present
-    device: str | None = None
-    #: None for the model's, else the suite's, else float16 on CUDA / float32 on CPU
-    dtype: str | None = None
-    #: prompt file; None for the shipped default set
-    prompts: str | None = None
-    #: prompts per forward pass; None for a per-device default
-    batch_size: int | None = None
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-    device_map: str | None = None
-    progress: bool = True
-    #: pytest-xdist worker id (``gw3``) to pin one GPU per worker; None outside xdist
-    worker: str | None = None
-
-    def __post_init__(self):
-        from .errors import OptionError
-
-        if self.dtype is not None and self.dtype not in DTYPES:
-            raise OptionError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise OptionError(f"batch size must be at least 1, not {self.batch_size}")
-
-    @property
-    def cache_dir(self) -> Path:
-        return Path(self.cache) if self.cache is not None else default_cache_dir()
+from .settings import Settings
+from .suites import ModelSpec, Suite
 
 
 @dataclass

@@ -1,0 +1,71 @@
+"""Writing files so that nothing is ever half-written, and the one JSON form checksums use.
+
+Both wings use it: the cache writes its entries here, the report its Markdown, results and
+baseline. It imports nothing of either, so the report never pulls in the measuring code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import WriteError
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation checksums are taken over; refuses NaN and infinities."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def pretty_json(value: Any) -> str:
+    """Sorted, one value a line, newline-terminated: the form of files people review in diffs."""
+    return json.dumps(value, indent=1, sort_keys=True) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
+
+    The text goes to a temporary file in the same directory, is flushed to disk, and is
+    renamed over ``path``.
+
+    Raises
+    ------
+    WriteError
+        Naming ``path`` and the reason (read-only, full disk, a file where a directory
+        should be); nothing is left behind then.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise WriteError(path, error) from None
+    try:
+        os.fchmod(descriptor, _file_mode())  # mkstemp makes it private; a cache is often shared
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temporary, path)
+    except OSError as error:
+        raise WriteError(path, error) from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+@functools.cache
+def _file_mode() -> int:
+    """0o666 less the process's umask: the mode ``open()`` would have given the file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _publish(temporary: str, path: Path) -> None:
+    """The one step that makes a written file visible (tests pause here to kill a writer)."""
+    os.replace(temporary, path)
