@@ -1,3 +1,3 @@
-"""gainscale's plugins: the pytest plugin (options, markers, report) and the claims' fixtures."""
+"""This repository's claims: the paper's fixtures (the gainscale plugin itself is installed as an entry point)."""
 
-pytest_plugins = ["gainscale.plugin", "fixtures.claims"]
+pytest_plugins = ["fixtures.paper"]

@@ -7,13 +7,22 @@ repeats it. The §1 table prints 97% for pythia-6.9b, whose §3 figure is 96.9% 
 
 import pytest
 
-from gainscale.claims import attention_contractive
+from gainscale import Claim, paper
+
+ATTENTION_CONTRACTIVE = Claim(
+    id="attention_contractive",
+    number="1",
+    statement="attention is contractive (gain < 1) in at least {attention_contracting_min_pct:g}% of the layers of every model",
+    where="§3, §8.1",
+    scope="per-model",
+    # 97% of layers: the lower end of the paper's "97-100% in ALLEN Modellen" (§3)
+    thresholds={"attention_contracting_min_pct": 97.0},
+    value_format="{}% of layers",
+    threshold_format=">= {}% of layers",
+    check=paper.attention_contractive,
+)
 
 
-@pytest.mark.claim("attention_contractive")
-def test_attention_contractive(model_summary, claim_thresholds, record_verdict):
-    # threshold: 97% of layers, the lower end of the paper's "97-100% in ALLEN Modellen" (§3);
-    # pytest.ini: gainscale_attention_contracting_min_pct
-    verdict = attention_contractive(model_summary, min_pct=claim_thresholds.attention_contracting_min_pct)
-    record_verdict(verdict)
-    assert verdict.passed, verdict.message
+@pytest.mark.claim(ATTENTION_CONTRACTIVE)
+def test_attention_contractive(model_summary, thresholds, record_verdict):
+    record_verdict(paper.attention_contractive(model_summary, thresholds))

@@ -6,13 +6,22 @@ to 7.71x, "All > 1.0 CONFIRMED"; §8.2 "Letzter Layer MLP EXPLODIERT immer (100%
 
 import pytest
 
-from gainscale.claims import final_mlp_expands
+from gainscale import Claim, paper
+
+FINAL_MLP_EXPANDS = Claim(
+    id="final_mlp_expands",
+    number="2",
+    statement="the final layer's MLP always expands (gain > {final_mlp_gain_min:g})",
+    where="§3, §8.2",
+    scope="per-model",
+    # gain 1: where a sublayer stops shrinking the hidden state (docs/method.md: contracting below 1)
+    thresholds={"final_mlp_gain_min": 1.0},
+    value_format="gain {}",
+    threshold_format="gain > {}",
+    check=paper.final_mlp_expands,
+)
 
 
-@pytest.mark.claim("final_mlp_expands")
-def test_final_mlp_expands(model_summary, claim_thresholds, record_verdict):
-    # threshold: gain 1, where a sublayer stops shrinking the hidden state (REFERENCE.md:
-    # "contracting when its gain is < 1"); pytest.ini: gainscale_final_mlp_gain_min
-    verdict = final_mlp_expands(model_summary, min_gain=claim_thresholds.final_mlp_gain_min)
-    record_verdict(verdict)
-    assert verdict.passed, verdict.message
+@pytest.mark.claim(FINAL_MLP_EXPANDS)
+def test_final_mlp_expands(model_summary, thresholds, record_verdict):
+    record_verdict(paper.final_mlp_expands(model_summary, thresholds))

@@ -7,13 +7,22 @@ the end points only; here it is tested as a one-sided rank correlation over all 
 
 import pytest
 
-from gainscale.claims import mlp_contraction_falls
+from gainscale import Claim, paper
+
+MLP_CONTRACTION_FALLS = Claim(
+    id="mlp_contraction_falls",
+    number="4",
+    statement="the share of contracting MLP layers falls as models grow (one-sided Spearman p < {trend_p_max:g})",
+    where="§3, §8.4",
+    scope="cross-model",
+    # one-sided Spearman p < 0.05: the significance level the paper uses for its fit (§2)
+    thresholds={"trend_p_max": 0.05},
+    value_format="Spearman p = {}",
+    threshold_format="p < {}",
+    check=paper.mlp_contraction_falls,
+)
 
 
-@pytest.mark.claim("mlp_contraction_falls")
-def test_mlp_contraction_falls(source_summaries, claim_thresholds, record_verdict):
-    # threshold: one-sided Spearman p < 0.05, the significance level the paper uses for its fit (§2);
-    # pytest.ini: gainscale_trend_p_max
-    verdict = mlp_contraction_falls(source_summaries, p_max=claim_thresholds.trend_p_max)
-    record_verdict(verdict)
-    assert verdict.passed, verdict.message
+@pytest.mark.claim(MLP_CONTRACTION_FALLS)
+def test_mlp_contraction_falls(source_summaries, thresholds, record_verdict):
+    record_verdict(paper.mlp_contraction_falls(source_summaries, thresholds))

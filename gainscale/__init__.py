@@ -1,12 +1,17 @@
 """gainscale: claims about the insides of language models as executable, cached, reported tests.
 
 The library measures how much each attention and MLP sublayer amplifies or shrinks the
-hidden state ("gain"), caches the measurements, fits and tests the paper's claims, and
-writes the report; the pytest plugin (:mod:`gainscale.plugin`) and the CLI
-(:mod:`gainscale.cli`) are thin layers over it. Importing gainscale imports neither torch
-nor transformers: they load only when a model is measured.
+hidden state ("gain"), caches the measurements, evaluates claims declared in pytest tests,
+and writes the report; the pytest plugin (:mod:`gainscale.plugin`, registered by the
+``pytest11`` entry point) and the CLI (:mod:`gainscale.cli`) are thin layers over it.
+
+Names are imported on first use: ``import gainscale`` loads neither torch nor transformers,
+nor the measuring code when only the report is needed.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -14,29 +19,38 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from .cache import CacheRequest, MeasurementCache
-from .errors import GainscaleError
-from .measurement import Measurement, ModuleNorms, Provenance
-from .prompts import PromptSet, load_prompts
-from .measurer import Measurer
-from .settings import Settings
-from .suites import ModelSpec, Suite, load_suite
-from .summary import ModelSummary
+#: public name -> module that defines it
+_EXPORTS = {
+    "CacheRequest": "cache",
+    "Claim": "claims",
+    "Conditions": "claims",
+    "GainscaleError": "errors",
+    "Measurement": "measurement",
+    "MeasurementCache": "cache",
+    "Measurer": "measurer",
+    "ModelSpec": "suites",
+    "ModelSummary": "summary",
+    "ModuleNorms": "measurement",
+    "PromptSet": "prompts",
+    "Provenance": "measurement",
+    "RunResult": "results",
+    "Settings": "settings",
+    "Suite": "suites",
+    "Tracked": "results",
+    "Verdict": "results",
+    "load_prompts": "prompts",
+    "load_results": "results",
+    "load_suite": "suites",
+}
 
-__all__ = [
-    "CacheRequest",
-    "GainscaleError",
-    "Measurement",
-    "MeasurementCache",
-    "Measurer",
-    "ModelSpec",
-    "ModelSummary",
-    "ModuleNorms",
-    "PromptSet",
-    "Provenance",
-    "Settings",
-    "Suite",
-    "__version__",
-    "load_prompts",
-    "load_suite",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'gainscale' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

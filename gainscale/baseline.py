@@ -1,34 +1,45 @@
-"""Baselines: the known state of every claim, committed, so that CI flags what changes.
+"""Baselines: a run's verdicts and numbers kept in a file, against which later runs are held.
 
-A baseline file is small, sorted JSON with one value a line::
+A baseline records, besides each test's verdict and tracked numbers, what those numbers were
+made under: per source its identity (suite and its models, dtype, device kind, prompt set,
+method version; a table's or a file's hash) and per claim its thresholds. A run under other
+settings is refused before any test runs, one line per difference, saying what to do.
 
-    {"gainscale_baseline": 1,
-     "tests": {"test_final_mlp_expands[published-pythia-70m]":
-                 {"outcome": "passed", "value": 1.5, "tracked": {"final_mlp_gain": 1.5}}, ...},
-     "models": {"published": {"pythia-70m": {"attn_contracting": 6, "final_mlp_gain": 1.5, "mlp_contracting": 5}}},
-     "fits": {"published": {"alpha": 0.2648}}}
-
-Comparing a verdict with its entry gives a :class:`Comparison`: the same verdict within
-tolerance (``same``, or ``known_failing`` for a claim that failed there too), a flipped
-verdict (``regression`` or ``improvement``), a value that moved beyond tolerance (``drift``),
-or a test the baseline does not have (``new``). Only ``same`` passes and ``known_failing``
-is an expected failure; everything else fails until accepted with --gainscale-update-baseline.
+Each evaluated test is then compared with its entry: the same verdict (``same``), a known
+failing claim (``known_failing``, an xfail), a flipped verdict (``regression`` or
+``improvement``), a value that moved beyond tolerance (``drift``), a test the baseline does
+not have (``new``), or a skipped test the baseline has (``missing``). Only ``same`` passes
+and ``known_failing`` is an expected failure; everything else fails until accepted with
+``--gainscale-update-baseline``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
-from .claims import Verdict
 from .errors import BaselineError
+from .files import pretty_json, write_atomic
+from .results import BaselineComparison, BaselineSummary, ClaimInfo, RunResult, Verdict
 
-FORMAT = 1
+FORMAT = 2
 ACCEPT = "accept it with --gainscale-update-baseline"
+
+#: what to pass to match a baseline made under another setting of a source's identity
+_IDENTITY_ADVICE = {
+    "suite": "--gainscale-suite {old}",
+    "suite_models_sha256": "the suite's models as they were",
+    "dtype": "--gainscale-dtype {old}",
+    "device": "--gainscale-device {old}",
+    "prompts": "--gainscale-prompts with the prompt file whose SHA-256 is {old}",
+    "method_version": "the gainscale release that measured it",
+    "published_table_sha256": "the gainscale release whose published table it was made from",
+    "file_sha256": "the same notebook file, imported again",
+}
 
 
 @dataclass(frozen=True)
@@ -45,35 +56,55 @@ class Tolerances:
     p_value: float = 0.05
     #: relative, for rank statistics (Spearman's rho)
     statistic: float = 0.05
+    #: relative, for kinds a claim of one's own tracks
+    default: float = 0.05
 
     def allows(self, kind: str, old: float, new: float) -> bool:
-        tolerance = getattr(self, kind)
+        tolerance = self._of(kind)
         if kind == "count":
             return abs(new - old) <= tolerance
         return abs(new - old) <= tolerance * abs(old) or new == old
 
     def describe(self, kind: str) -> str:
-        tolerance = getattr(self, kind)
+        tolerance = self._of(kind)
         return f"{tolerance:g} layers" if kind == "count" else f"{tolerance:.0%}"
+
+    def _of(self, kind: str) -> float:
+        return getattr(self, kind) if kind in self.__dataclass_fields__ else self.default
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """A verdict set beside its baseline entry."""
+class BaselineEntry:
+    """One test's verdict and numbers as the baseline holds them."""
 
-    #: ``same``, ``known_failing``, ``regression``, ``improvement``, ``drift`` or ``new``
-    status: str
-    message: str
-    #: the baseline's outcome and value (None for a test it does not have)
-    outcome: str | None = None
-    value: float | None = None
-
-    @property
-    def fails(self) -> bool:
-        return self.status in ("regression", "improvement", "drift", "new")
+    #: the test module, relative to the rootdir
+    module: str
+    source: str
+    claim: str
+    #: ``passed`` or ``failed``
+    outcome: str
+    value: float | None
+    #: tracked numbers by name
+    tracked: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What the run collected before deselection: which entries' tests still exist."""
+
+    #: every claims test collected (before ``-k`` / ``-m`` deselection), by test id
+    tests: frozenset[str]
+    #: the modules they came from
+    modules: frozenset[str]
+
+    def no_longer_exists(self, test: str, entry: BaselineEntry, sources: set[str], root: Path) -> bool:
+        """The test is gone: its module was collected for its source without it, or the module itself is gone."""
+        if test in self.tests:
+            return False
+        return (entry.source in sources and entry.module in self.modules) or not (root / entry.module).exists()
 
 
 @dataclass
@@ -81,76 +112,208 @@ class Baseline:
     """The baseline file's content."""
 
     path: Path
-    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    fits: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per source run when it was written: ``{"kind": ..., "identity": {...}}``
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per claim, the thresholds its entries were evaluated against
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    tests: dict[str, BaselineEntry] = field(default_factory=dict)
+    gainscale_version: str = ""
+
+    # ------------------------------------------------------------------ reading
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
-        """Read a baseline; raise :class:`BaselineError` naming the file and the fault."""
+        """Read a baseline; raise :class:`BaselineError` naming the file, entry and field at fault."""
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise BaselineError(f"{path}: no baseline file; write one with --gainscale-update-baseline") from None
+        except IsADirectoryError:
+            raise BaselineError(f"{path}: is a directory, not a baseline file") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise BaselineError(f"{path}: not a valid baseline JSON file ({error}); fix it or write it anew with --gainscale-update-baseline") from None
-        if not isinstance(raw, dict) or raw.get("gainscale_baseline") != FORMAT or not isinstance(raw.get("tests"), dict):
-            raise BaselineError(f"{path}: not a gainscale baseline (format {FORMAT} with a 'tests' object); write it anew with --gainscale-update-baseline")
-        for test, entry in raw["tests"].items():
-            if not isinstance(entry, dict) or entry.get("outcome") not in ("passed", "failed"):
-                raise BaselineError(f"{path}: entry {test!r} has no outcome 'passed' or 'failed'")
-        return cls(path, raw["tests"], raw.get("models", {}), raw.get("fits", {}))
+        if not isinstance(raw, dict) or raw.get("gainscale_baseline") != FORMAT:
+            found = raw.get("gainscale_baseline") if isinstance(raw, dict) else type(raw).__name__
+            raise BaselineError(f"{path}: not a gainscale baseline of format {FORMAT} (found {found!r}); write it anew with --gainscale-update-baseline")
+        reader = _Reader(path)
+        return cls(
+            path=path,
+            sources=reader.mapping(raw, "sources", "the top level", reader.source),
+            thresholds=reader.mapping(raw, "thresholds", "the top level", reader.numbers),
+            tests=reader.mapping(raw, "tests", "the top level", reader.entry),
+            gainscale_version=reader.text(raw, "gainscale_version", "the top level"),
+        )
 
-    def compare(self, test: str, verdict: Verdict, tolerances: Tolerances) -> Comparison:
-        """Set ``verdict`` (of the test named ``test``) beside its entry."""
+    # ------------------------------------------------------------------ before the run
+
+    def setting_differences(self, identities: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """One line per setting of a source this run shares with the baseline that differs, with what to do."""
+        lines = []
+        for source, identity in identities.items():
+            recorded = self.sources.get(source, {}).get("identity")
+            if recorded is None or not any(e.source == source for e in self.tests.values()):
+                continue
+            for key in sorted(set(recorded) | set(identity)):
+                old, new = recorded.get(key), identity.get(key)
+                if old != new:
+                    advice = _IDENTITY_ADVICE.get(key, "the same setting").format(old=old)
+                    lines.append(f"{source}: made with {key} {old}, this run {new}: use {advice}, or --gainscale-update-baseline to replace it")
+        return lines
+
+    def threshold_differences(self, claim: ClaimInfo) -> list[str]:
+        """One line per threshold of ``claim`` whose value differs from the baseline's."""
+        recorded = self.thresholds.get(claim.id)
+        if recorded is None:
+            return []
+        lines = []
+        for name in sorted(set(recorded) | set(claim.thresholds)):
+            old, new = recorded.get(name), claim.thresholds.get(name)
+            if old != new:
+                lines.append(f"claim {claim.id}: made with threshold {name} = {_show(old)}, this run {_show(new)}: pass "
+                             f"--gainscale-threshold {name}={_show(old)}, or --gainscale-update-baseline to replace it")
+        return lines
+
+    # ------------------------------------------------------------------ during the run
+
+    def compare(self, test: str, verdict: Verdict, tolerances: Tolerances) -> BaselineComparison:
+        """Set ``verdict`` (of the test ``test``) beside its entry."""
         entry = self.tests.get(test)
         if entry is None:
-            return Comparison("new", f"{test} is not in baseline {self.path}: it {verdict.outcome} "
-                                     f"({verdict.message}); {ACCEPT}")
-        old, value = entry["outcome"], entry.get("value")
+            return BaselineComparison("new", f"{test} is not in baseline {self.path}: it {verdict.outcome} "
+                                             f"({verdict.message}); {ACCEPT}")
+        old, value = entry.outcome, entry.value
         was = f"baseline {self.path}: {old} with value {_show(value)}; now {verdict.outcome} with {_show(verdict.value)}"
         if old != verdict.outcome:
             status = "regression" if old == "passed" else "improvement"
             advice = "" if status == "regression" else f"; {ACCEPT}"
-            return Comparison(status, f"{status.upper()}: {verdict.message} ({was}){advice}", old, value)
-        drifted = list(_drifts(entry.get("tracked", {}), verdict.tracked, tolerances))
+            return BaselineComparison(status, f"{status.upper()}: {verdict.message} ({was}){advice}", old, value)
+        drifted = list(_drifts(entry.tracked, verdict, tolerances))
         if drifted:
-            return Comparison("drift", f"DRIFT beyond tolerance: {'; '.join(drifted)} ({was}); {ACCEPT} if intended", old, value)
+            return BaselineComparison("drift", f"DRIFT beyond tolerance: {'; '.join(drifted)} ({was}); {ACCEPT} if intended", old, value)
         if old == "failed":
-            return Comparison("known_failing", f"known failing claim, recorded in baseline {self.path}: {verdict.message}", old, value)
-        return Comparison("same", f"as in baseline {self.path}", old, value)
+            return BaselineComparison("known_failing", f"known failing claim, recorded in baseline {self.path}: {verdict.message}", old, value)
+        return BaselineComparison("same", f"as in baseline {self.path}", old, value)
+
+    def missing(self, test: str, reason: str) -> BaselineComparison | None:
+        """A test the baseline holds that did not get a verdict this run: a skip is not the same verdict."""
+        entry = self.tests.get(test)
+        if entry is None:
+            return None
+        return BaselineComparison(
+            "missing", f"MISSING: baseline {self.path} holds {entry.outcome} with value {_show(entry.value)}, "
+                       f"but this run reached no verdict: {reason}", entry.outcome, entry.value)
 
     def not_run(self, tests_run: Iterable[str]) -> list[str]:
         """Baseline entries with no evaluated test this run."""
         return sorted(set(self.tests) - set(tests_run))
 
-    def updated(self, results: dict[str, Any]) -> Baseline:
-        """This baseline with every test evaluated in ``results`` (results.json) recorded anew."""
-        tests = dict(self.tests)
-        for claim in results["claims"]:
-            if claim["verdict"] is not None:
-                tracked = {name: value for name, (_kind, value) in claim["tracked"].items()}
-                tests[claim["test"]] = {"outcome": claim["verdict"], "value": claim["value"], "tracked": tracked}
-        models = {source: dict(models) for source, models in self.models.items()}
-        for source, summaries in results["models"].items():
-            for m in summaries:
-                models.setdefault(source, {})[m["model"]] = {
-                    k: m[k] for k in ("final_mlp_gain", "attn_contracting", "mlp_contracting") if m.get(k) is not None
-                }
-        fits = {**self.fits, **{source: {"alpha": fit["alpha"]} for source, fit in results["fits"].items()}}
-        return Baseline(self.path, tests, models, fits)
+    # ------------------------------------------------------------------ writing
+
+    def updated(self, run: RunResult, collected: Collected | None, root: Path) -> tuple[Baseline, BaselineSummary]:
+        """This baseline with the run's evaluated tests recorded anew.
+
+        Entries of tests evaluated now are replaced; entries of tests that no longer exist
+        are removed (named), as are entries of a source whose settings changed and that
+        this run did not evaluate again; entries of other sources are kept. Tests that
+        reached no verdict write nothing.
+        """
+        from . import __version__
+
+        written = {c.test: _entry(c) for c in run.claims if c.verdict is not None}
+        identities = {s.name: {"kind": s.info.kind, "identity": s.info.identity} for s in run.sources}
+        changed = {name for name, s in identities.items() if self.sources.get(name, s) != s}
+        ran = set(identities)
+        removed = sorted(
+            test for test, entry in self.tests.items() if test not in written and (
+                entry.source in changed or (collected is not None and collected.no_longer_exists(test, entry, ran, root)))
+        )
+        kept = {t: e for t, e in self.tests.items() if t not in written and t not in removed}
+        thresholds = {**self.thresholds, **{c.claim.id: dict(c.claim.thresholds) for c in run.claims if c.verdict is not None}}
+        baseline = Baseline(self.path, {**self.sources, **identities}, thresholds, {**kept, **written}, __version__)
+        summary = BaselineSummary(str(self.path), written={"written": len(written), "kept": len(kept), "removed": len(removed)},
+                                  removed=tuple(removed))
+        return baseline, summary
 
     def write(self) -> None:
-        body = {"gainscale_baseline": FORMAT, "tests": self.tests, "models": self.models, "fits": self.fits}
-        write_atomic(self.path, json.dumps(body, indent=1, sort_keys=True) + "\n")
+        """Write the file atomically: sorted JSON, one value a line, so a review reads its diff."""
+        body = {
+            "gainscale_baseline": FORMAT,
+            "gainscale_version": self.gainscale_version,
+            "sources": self.sources,
+            "thresholds": self.thresholds,
+            "tests": {test: entry.to_json() for test, entry in self.tests.items()},
+        }
+        write_atomic(self.path, pretty_json(body))
 
 
-def _drifts(old: dict[str, float], new: dict[str, tuple[str, float]], tolerances: Tolerances):
-    for name, (kind, value) in sorted(new.items()):
-        if name in old and not tolerances.allows(kind, old[name], value):
-            yield f"{name} {_show(old[name])} -> {_show(value)} (tolerance {tolerances.describe(kind)})"
+def _entry(result) -> BaselineEntry:
+    return BaselineEntry(result.module, result.source, result.claim.id, result.verdict, result.value,
+                         {name: t.value for name, t in result.tracked.items()})
+
+
+def _drifts(old: dict[str, float], verdict: Verdict, tolerances: Tolerances):
+    for name, tracked in sorted(verdict.tracked.items()):
+        if name in old and not tolerances.allows(tracked.kind, old[name], tracked.value):
+            yield f"{name} {_show(old[name])} -> {_show(tracked.value)} (tolerance {tolerances.describe(tracked.kind)})"
 
 
 def _show(value: float | None) -> str:
     return "none" if value is None else f"{value:.6g}"
+
+
+class _Reader:
+    """Reads a hand-editable baseline, naming the entry and field of any wrong type."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, field_name: str, expected: str, value: Any):
+        raise BaselineError(f"{self.path}: {where}: field {field_name!r} must be {expected}, not {value!r}; "
+                            "fix it or write the baseline anew with --gainscale-update-baseline")
+
+    def mapping(self, raw: dict, key: str, where: str, read_value) -> dict:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(where, key, "an object", value)
+        return {name: read_value(item, f"{key}[{name!r}]") for name, item in value.items()}
+
+    def text(self, raw: dict, key: str, where: str) -> str:
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            self.fail(where, key, "a string", value)
+        return value
+
+    def number(self, raw: dict, key: str, where: str, optional: bool = False) -> float | None:
+        value = raw.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(where, key, "a finite number" + (" or null" if optional else ""), value)
+        return float(value)
+
+    def numbers(self, item: Any, where: str) -> dict[str, float]:
+        if not isinstance(item, dict):
+            raise BaselineError(f"{self.path}: {where} must be an object of numbers, not {item!r}")
+        return {name: self.number(item, name, where) for name in item}
+
+    def source(self, item: Any, where: str) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("identity"), dict):
+            raise BaselineError(f"{self.path}: {where} must be an object with an 'identity' object, not {item!r}")
+        return item
+
+    def entry(self, item: Any, where: str) -> BaselineEntry:
+        if not isinstance(item, dict):
+            raise BaselineError(f"{self.path}: entry {where} must be an object, not {item!r}")
+        where = f"entry {where}"
+        outcome = item.get("outcome")
+        if outcome not in ("passed", "failed"):
+            self.fail(where, "outcome", "'passed' or 'failed'", outcome)
+        return BaselineEntry(
+            module=self.text(item, "module", where),
+            source=self.text(item, "source", where),
+            claim=self.text(item, "claim", where),
+            outcome=outcome,
+            value=self.number(item, "value", where, optional=True),
+            tracked=self.numbers(item.get("tracked", {}), f"{where} field 'tracked'"),
+        )

@@ -1,207 +1,184 @@
-"""The paper's four claims as functions from numbers to verdicts.
+"""Claims: what a test declares it checks, the conditions it is checked under, and its verdict.
 
-Each function takes the summaries (or the fit) a claim is about and the threshold the paper
-set, and returns a :class:`Verdict` whose message states the numbers:
-``"pythia-6.9b: 31 of 32 attention layers contract = 96.875% < 97%"``. The test modules in
-``claims/`` call these and assert; the thresholds can be changed in pytest.ini.
+A claim is declared where it is tested, with a :class:`Claim` object or the ``claim`` marker's
+arguments::
+
+    FIRST_ATTENTION_EXPANDS = Claim(
+        id="first_attention_expands",
+        statement="the first layer's attention expands (gain > {first_attention_gain_min:g})",
+        scope="model",
+        thresholds={"first_attention_gain_min": 1.0},
+        where="my notes, section 2",
+    )
+
+    @pytest.mark.claim(FIRST_ATTENTION_EXPANDS)
+    def test_first_attention_expands(model_summary, thresholds, record_verdict):
+        gain = model_summary.attn_gains[0]
+        record_verdict(passed=gain > thresholds["first_attention_gain_min"], value=gain, ...)
+
+Everything downstream (the report, results.json, the terminal summary, the baseline) reads
+the declaration that travels with each result; nothing matches a claim by its id.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import GainscaleError
-from .stats import PowerLawFit, TrendTest, falling_trend, fit_power_law
-from .summary import ModelSummary
+from .errors import ClaimDeclarationError
+from .results import ClaimInfo, Verdict
+
+__all__ = ["SCOPES", "Claim", "Conditions", "Verdict"]  # Verdict: where claims are written, beside Claim
+
+#: a claim is evaluated once per model, or once across all models of a source
+SCOPES = ("model", "suite")
+_SCOPE_ALIASES = {"model": "model", "per-model": "model", "suite": "suite", "cross-model": "suite"}
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,79}$")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper, as the report and the ``claim`` marker name it."""
+    """A claim about layer internals, as a test declares it.
+
+    Parameters
+    ----------
+    id
+        A short unique name (letters, digits, ``_ . -``), e.g. ``final_mlp_expands``.
+    statement
+        The claim in one sentence. ``{name}`` fields are filled with the run's thresholds, so
+        the report's title states what was actually tested.
+    scope
+        ``"model"`` (``"per-model"``): one verdict per model; ``"suite"`` (``"cross-model"``):
+        one verdict across every model of a source.
+    thresholds
+        The claim's thresholds and their defaults, by name; a run may change them with
+        ``--gainscale-threshold NAME=VALUE`` or the ``gainscale_thresholds`` ini key.
+    where
+        Where the claim is made (a paper and section), shown beside it.
+    number
+        Its number in that paper (``"3a"``); numbered claims come first in the report, in order.
+    value_format, threshold_format
+        How the verdict's value and threshold read in the report, e.g. ``"p = {}"``.
+    check
+        Optional: the function the test uses to reach its verdict, ``check(data, thresholds)``
+        with the model's summary (per-model) or the source's summaries (cross-model). Given, it
+        lets gainscale re-evaluate the claim under variants (see the sensitivity table).
+    """
 
     id: str
-    #: the claim in one sentence
     statement: str
-    #: where the paper makes it
-    where: str
-    #: ``model`` for a verdict per model, ``suite`` for one across the models
-    scope: str
-    #: how a verdict's value and threshold read in the report, e.g. ``"p = {}"`` / ``"p < {}"``
+    scope: str = "model"
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    where: str = ""
+    number: str | None = None
     value_format: str = "{}"
     threshold_format: str = "{}"
+    check: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
-    def describe_value(self, value: float | None) -> str:
-        return "" if value is None else self.value_format.format(f"{value:.4g}")
+    def __post_init__(self):
+        if not isinstance(self.id, str) or not _ID.match(self.id):
+            raise ClaimDeclarationError(f"claim id {self.id!r}: use letters, digits, '_', '.' or '-', starting with a letter")
+        if not isinstance(self.statement, str) or not self.statement.strip():
+            raise ClaimDeclarationError(f"claim {self.id}: statement must be a non-empty sentence, not {self.statement!r}")
+        scope = _SCOPE_ALIASES.get(self.scope) if isinstance(self.scope, str) else None
+        if scope is None:
+            raise ClaimDeclarationError(f"claim {self.id}: scope {self.scope!r} is not one of {', '.join(_SCOPE_ALIASES)}")
+        object.__setattr__(self, "scope", scope)
+        object.__setattr__(self, "thresholds", dict(_checked_thresholds(self.id, self.thresholds)))
+        for name in ("where", "value_format", "threshold_format"):
+            if not isinstance(getattr(self, name), str):
+                raise ClaimDeclarationError(f"claim {self.id}: {name} must be a string, not {getattr(self, name)!r}")
+        if self.number is not None:
+            object.__setattr__(self, "number", str(self.number))
+        if self.check is not None and not callable(self.check):
+            raise ClaimDeclarationError(f"claim {self.id}: check must be a function, not {self.check!r}")
 
-    def describe_threshold(self, threshold: float | None) -> str:
-        return "" if threshold is None else self.threshold_format.format(f"{threshold:g}")
+    @classmethod
+    def from_marker(cls, args: tuple, kwargs: Mapping[str, Any]) -> Claim:
+        """The claim a ``@pytest.mark.claim(...)`` declares: a :class:`Claim`, or its fields."""
+        if len(args) == 1 and isinstance(args[0], Claim) and not kwargs:
+            return args[0]
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise ClaimDeclarationError(
+                "@pytest.mark.claim takes a Claim object, or a claim id and keyword fields "
+                f"(statement=..., scope=..., thresholds=..., where=...); got args={args!r}"
+            )
+        unknown = sorted(set(kwargs) - set(cls.__dataclass_fields__) - {"id"})
+        if unknown:
+            raise ClaimDeclarationError(
+                f"@pytest.mark.claim({args[0]!r}): unknown argument {unknown[0]!r}; "
+                f"known: {', '.join(f for f in cls.__dataclass_fields__ if f != 'id')}"
+            )
+        return cls(id=args[0], **{"statement": args[0].replace("_", " "), **kwargs})
+
+    def info(self, thresholds: Mapping[str, float]) -> ClaimInfo:
+        """The declaration as results carry it, with the run's threshold values filled in."""
+        return ClaimInfo(
+            id=self.id,
+            statement=self.title(thresholds),
+            scope=self.scope,
+            where=self.where,
+            number=self.number,
+            thresholds=dict(thresholds),
+            value_format=self.value_format,
+            threshold_format=self.threshold_format,
+        )
+
+    def title(self, thresholds: Mapping[str, float]) -> str:
+        """The statement with the thresholds' values in place of their ``{name}`` fields."""
+        try:
+            return self.statement.format_map(dict(thresholds))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ClaimDeclarationError(
+                f"claim {self.id}: statement {self.statement!r} cannot be filled with its thresholds "
+                f"({', '.join(thresholds) or 'none'}): {type(error).__name__} {error}"
+            ) from None
 
 
-CLAIMS: dict[str, Claim] = {
-    c.id: c
-    for c in (
-        Claim("attention_contractive", "attention is contractive (gain < 1) in at least 97% of the layers of every model",
-              "§3, §8.1", "model", "{}% of layers", ">= {}% of layers"),
-        Claim("final_mlp_expands", "the final layer's MLP always expands (gain > 1)", "§3, §8.2", "model", "gain {}", "gain > {}"),
-        Claim("scaling_law_significant", "the final MLP gain follows a power law in parameter count (p < 0.05)",
-              "§2, §8.3", "suite", "p = {}", "p < {}"),
-        Claim("scaling_exponent_matches", "the exponent alpha is within 2 standard errors of the hypothesised 0.35",
-              "§2 Hypothesis Test", "suite", "alpha = {}", "alpha = {} within 2 stderr"),
-        Claim("mlp_contraction_falls", "the share of contracting MLP layers falls as models grow",
-              "§3, §8.4", "suite", "Spearman p = {}", "p < {}"),
-    )
-}
+def _checked_thresholds(claim: str, thresholds: Any) -> Iterator[tuple[str, float]]:
+    if not isinstance(thresholds, Mapping):
+        raise ClaimDeclarationError(f"claim {claim}: thresholds must map names to numbers, not {thresholds!r}")
+    for name, value in thresholds.items():
+        if not isinstance(name, str) or not _ID.match(name):
+            raise ClaimDeclarationError(f"claim {claim}: threshold name {name!r} must be an identifier")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ClaimDeclarationError(f"claim {claim}: threshold {name} = {value!r} must be a finite number")
+        yield name, float(value)
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """What each claim must reach; defaults are the paper's (SCALING_LAW_ANALYSIS.md)."""
+class Conditions(Mapping[str, float]):
+    """What a claim is evaluated under: its thresholds by name, and the analysis' choices.
 
-    #: §3 "Attention ist IMMER kontraktiv (97-100% in ALLEN Modellen)": the share of layers
-    #: whose attention gain is < 1 must be at least this, in percent
-    attention_contracting_min_pct: float = 97.0
-    #: §3 "Letzter Layer EXPLODIERT immer ... All > 1.0": the last MLP's gain must exceed this
-    final_mlp_gain_min: float = 1.0
-    #: §2 "p-value = 0.015, Significant (p < 0.05)": the fit's slope p-value must be below this
-    scaling_p_max: float = 0.05
-    #: §2 "Hypothesized alpha 0.35"
-    hypothesised_alpha: float = 0.35
-    #: §2 "Within 2 sigma": |alpha - hypothesised| must be below this many standard errors
-    alpha_sigmas: float = 2.0
-    #: §3 "MLP Kontraktion FÄLLT mit Modellgröße": one-sided Spearman p must be below this
-    trend_p_max: float = 0.05
+    A mapping of threshold names to values (``thresholds["trend_p_max"]``); the choices beside
+    them are the main analysis' unless a sensitivity variant changes them.
+    """
 
+    values: Mapping[str, float]
+    #: which parameter count cross-model fits use: ``total`` (the paper's) or ``non_embedding``
+    parameters: str = "total"
+    #: p-values of rank tests from their exact permutation distribution instead of asymptotics
+    exact_p: bool = False
 
-@dataclass(frozen=True, repr=False)
-class Verdict:
-    """A claim evaluated on some numbers."""
+    def __getitem__(self, name: str) -> float:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise KeyError(f"no threshold {name!r}; this claim declares {', '.join(self.values) or 'none'}") from None
 
-    #: the claim's id, e.g. ``attention_contractive``
-    claim: str
-    #: True / False, or None when the source lacks what the claim needs
-    passed: bool | None
-    #: the number compared with the threshold
-    value: float | None
-    threshold: float
-    #: the comparison in words and numbers
-    message: str
-    #: the numbers a baseline keeps for this claim: name -> (kind, value); kinds set the tolerance
-    tracked: dict[str, tuple[str, float]] = field(default_factory=dict)
-    #: the fit or trend behind a cross-model verdict, for the report
-    details: dict[str, Any] = field(default_factory=dict)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
 
-    @property
-    def outcome(self) -> str:
-        return {True: "passed", False: "failed", None: "not evaluable"}[self.passed]
+    def __len__(self) -> int:
+        return len(self.values)
 
-    def __repr__(self) -> str:  # short, because pytest prints it under a failed assert
-        return f"Verdict({self.claim}: {self.outcome}, {self.value!r} vs {self.threshold!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tracked"] = {k: list(v) for k, v in self.tracked.items()}
-        return data
-
-
-def attention_contractive(summary: ModelSummary, min_pct: float) -> Verdict:
-    """Claim 1: attention gain < 1 in at least ``min_pct`` percent of the model's layers."""
-    name = "attention_contractive"
-    if summary.attn_contracting is None:
-        return Verdict(name, None, None, min_pct, f"{summary.model}: the source gives no per-layer attention gains")
-    pct = summary.attn_contracting_pct
-    passed = pct >= min_pct
-    message = (
-        f"{summary.model}: {summary.attn_contracting} of {summary.n_layers} attention layers contract = "
-        f"{_pct(pct)} {'>=' if passed else '<'} {_pct(min_pct)}"
-    )
-    return Verdict(name, passed, pct, min_pct, message, {"attn_contracting": ("count", summary.attn_contracting)})
-
-
-def final_mlp_expands(summary: ModelSummary, min_gain: float) -> Verdict:
-    """Claim 2: the last layer's MLP gain exceeds ``min_gain`` (1: it expands)."""
-    gain = summary.final_mlp_gain
-    passed = gain > min_gain
-    message = f"{summary.model}: final MLP gain {gain:.4g} {'>' if passed else '<='} {min_gain:g}"
-    return Verdict("final_mlp_expands", passed, gain, min_gain, message, {"final_mlp_gain": ("gain", gain)})
-
-
-def scaling_fit(summaries: Sequence[ModelSummary]) -> PowerLawFit:
-    """The paper's fit over ``summaries``: log10 final MLP gain against log10 parameters."""
-    return fit_power_law([s.model for s in summaries], [s.n_params for s in summaries], [s.final_mlp_gain for s in summaries])
-
-
-def scaling_law_significant(summaries: Sequence[ModelSummary], p_max: float) -> Verdict:
-    """Claim 3a: the slope of the log-log fit is significant (p < ``p_max``)."""
-    name = "scaling_law_significant"
-    fit = _fit_or_reason(summaries)
-    if isinstance(fit, str):
-        return Verdict(name, None, None, p_max, fit)
-    passed = fit.p_value < p_max
-    message = (
-        f"alpha = {fit.alpha:.3f} ± {fit.alpha_stderr:.3f} over {fit.n} models (R² = {fit.r_squared:.3f}): "
-        f"p = {fit.p_value:.4f} {'<' if passed else '>='} {p_max:g}"
-    )
-    tracked = {"alpha": ("alpha", fit.alpha), "p_value": ("p_value", fit.p_value)}
-    return Verdict(name, passed, fit.p_value, p_max, message, tracked, {"fit": fit.to_json()})
-
-
-def scaling_exponent_matches(summaries: Sequence[ModelSummary], alpha0: float, sigmas: float) -> Verdict:
-    """Claim 3b: |alpha - ``alpha0``| < ``sigmas`` standard errors (the paper's hypothesis check)."""
-    name = "scaling_exponent_matches"
-    fit = _fit_or_reason(summaries)
-    if isinstance(fit, str):
-        return Verdict(name, None, None, alpha0, fit)
-    test = fit.test_alpha(alpha0, sigmas)
-    band = sigmas * fit.alpha_stderr
-    message = (
-        f"|alpha - {alpha0:g}| = |{fit.alpha:.3f} - {alpha0:g}| = {abs(test.difference):.3f} "
-        f"{'<' if test.within_sigmas else '>='} {sigmas:g} x {fit.alpha_stderr:.3f} = {band:.3f} "
-        f"(t = {test.t:.2f}, df = {test.degrees_of_freedom}, two-sided p = {test.p_value:.3f})"
-    )
-    details = {"fit": fit.to_json(), "alpha_test": asdict(test)}
-    return Verdict(name, test.within_sigmas, fit.alpha, alpha0, message, {"alpha": ("alpha", fit.alpha)}, details)
-
-
-def _fit_or_reason(summaries: Sequence[ModelSummary]) -> PowerLawFit | str:
-    """The fit, or why there is none (too few models, a gain that is not positive)."""
-    try:
-        return scaling_fit(summaries)
-    except GainscaleError as error:
-        return str(error)
-
-
-def contraction_trend(summaries: Sequence[ModelSummary]) -> TrendTest | None:
-    """Rank tests of the MLP contracting share against parameters; None if a model lacks it."""
-    if any(s.mlp_contracting is None for s in summaries) or len(summaries) < 3:
-        return None
-    return falling_trend([s.model for s in summaries], [s.n_params for s in summaries], [s.mlp_contracting_pct for s in summaries])
-
-
-def mlp_contraction_falls(summaries: Sequence[ModelSummary], p_max: float) -> Verdict:
-    """Claim 4: the MLP contracting share falls with size (one-sided Spearman p < ``p_max``)."""
-    name = "mlp_contraction_falls"
-    trend = contraction_trend(summaries)
-    if trend is None:
-        reason = "a trend needs at least 3 models" if len(summaries) < 3 else "the source gives no per-layer MLP gains for some models"
-        return Verdict(name, None, None, p_max, f"{reason}; got {len(summaries)}")
-    if math.isnan(trend.spearman_rho):  # a rank correlation of a constant is undefined
-        shares = ", ".join(f"{s:.4g}%" for s in trend.shares)
-        return Verdict(name, None, None, p_max, f"the MLP contracting share does not vary across the models ({shares}): no trend to test")
-    passed = trend.spearman_p < p_max
-    (small, small_pct), (large, large_pct) = trend.smallest, trend.largest
-    message = (
-        f"Spearman rho = {trend.spearman_rho:.3f}, one-sided p = {trend.spearman_p:.4f} {'<' if passed else '>='} {p_max:g} "
-        f"(Kendall tau = {trend.kendall_tau:.3f}, p = {trend.kendall_p:.4f}); "
-        f"{small} {_pct(small_pct)} -> {large} {_pct(large_pct)}"
-    )
-    tracked = {"spearman_rho": ("statistic", trend.spearman_rho), "p_value": ("p_value", trend.spearman_p)}
-    tracked |= {f"mlp_contracting[{s.model}]": ("count", s.mlp_contracting) for s in summaries}
-    return Verdict(name, passed, trend.spearman_p, p_max, message, tracked, {"trend": trend.to_json()})
-
-
-def _pct(value: float) -> str:
-    """96.875 -> "96.875%", 97.2222 -> "97.222%", 100.0 -> "100%"."""
-    return f"{round(value, 3):g}%"
+    def n_params(self, summary) -> int:
+        """The parameter count of ``summary`` that fits use under these conditions."""
+        if self.parameters == "total":
+            return summary.n_params
+        if summary.n_embedding_params is None:
+            raise ClaimDeclarationError(f"{summary.model}: the source gives no embedding parameter count")
+        return summary.n_params - summary.n_embedding_params

@@ -14,9 +14,9 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DeviceUnavailable, GainscaleError, UnknownNameError
+from .errors import DeviceUnavailable, GainscaleError, OptionError, UnknownNameError
 from .measurer import Measurer
-from .settings import Settings
+from .settings import MEASURE, Option, Settings, options_for
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
 
 
@@ -67,32 +67,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: the suite's, else CUDA when present)")
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="default: the suite's, else float16 on CUDA, float32 on CPU")
-    parser.add_argument("--prompts", help="prompt file, one prompt per line (default: the shipped set)")
-    parser.add_argument("--batch-size", type=int, help="prompts per forward pass (default: 8 on CPU, 64 on CUDA)")
-    parser.add_argument("--cache", type=Path, help="cache directory (default: $GAINSCALE_CACHE or .gainscale/)")
-    parser.add_argument("--allow-pickle", action="store_true", help="load pickle weights (*.bin); they can run code")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run model code from the hub")
-    parser.add_argument("--device-map", choices=["auto"], help="spread a model larger than one device (needs accelerate)")
+    """The measuring options of the settings table, as ``--name`` flags."""
+    for opt in options_for(MEASURE):
+        if opt.name == "suite":
+            continue  # measure's --suite names the suite MODEL belongs to, declared above
+        if opt.kind == "bool":
+            parser.add_argument(opt.cli_flag, action="store_true", help=opt.help)
+        else:
+            parser.add_argument(opt.cli_flag, metavar=opt.metavar or opt.name.upper(), help=opt.help,
+                                type=_typed(opt), **({"choices": opt.choices} if opt.choices else {}))
+
+
+def _typed(opt: Option):
+    """argparse's ``type=``: the option's own parsing, as a usage error naming the flag."""
+
+    def parse(text: str):
+        try:
+            return opt.parse(text, given_as=opt.cli_flag)
+        except OptionError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{opt.cli_flag}: ")) from None
+
+    return parse
 
 
 # ---------------------------------------------------------------------------- measure
 
 
 def _measure(args: argparse.Namespace) -> int:
-    settings = Settings(
-        suite=args.suite or "pythia",
-        cache=args.cache,
-        device=args.device,
-        dtype=args.dtype,
-        prompts=args.prompts,
-        batch_size=args.batch_size,
-        allow_pickle=args.allow_pickle,
-        trust_remote_code=args.trust_remote_code,
-        device_map=args.device_map,
-        progress=not args.quiet and not args.json,
-    )
+    values = {opt.name: getattr(args, opt.name, None) for opt in options_for(MEASURE)}
+    settings = Settings.from_options({**values, "suite": args.suite or "pythia"}, progress=not args.quiet and not args.json)
     suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
     measurer = Measurer(suite, settings)
     with warnings.catch_warnings(record=True) as caught:
@@ -130,6 +133,9 @@ def resolve_model(name: str, suite_name: str | None, cache_dir: Path, revision: 
         known += suite.model_names
     path = Path(name).expanduser()
     if path.is_dir():
+        if revision:
+            raise OptionError(f"{name} is a local directory, which has no revisions; drop --revision {revision}, "
+                              "or pass a hub id to measure a revision")
         return None, ModelSpec(name=path.resolve().name, source=str(path.resolve()), local=True)
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         return None, ModelSpec(name=name.split("/")[1], source=name, revision=revision)
@@ -169,7 +175,12 @@ def _cache(args: argparse.Namespace) -> int:
 def _import_notebook(args: argparse.Namespace) -> int:
     from .notebook import import_notebook
 
-    imported = import_notebook(args.file, args.name, Settings(cache=args.cache).cache_dir)
+    from .measurer import Measurer
+    from .sources import reserved_source_names
+
+    cache_dir = Settings(cache=args.cache).cache_dir
+    reserved = tuple(reserved_source_names(Measurer(None, Settings(cache=cache_dir)), but="imported"))
+    imported = import_notebook(args.file, args.name, cache_dir, reserved)
     print(f"imported {len(imported.summaries)} models from {args.file} as {args.name!r}; "
           f"evaluate with: pytest claims --gainscale-source {args.name}")
     return 0

@@ -84,3 +84,15 @@ class BaselineError(GainscaleError):
 
 class OptionError(GainscaleError):
     """A bad option value or combination (the plugin raises it as ``pytest.UsageError``)."""
+
+
+class ClaimDeclarationError(GainscaleError):
+    """A claim declared wrongly: a bad id, scope, threshold or statement (a usage error under pytest)."""
+
+
+class ResultsError(GainscaleError):
+    """A results.json that cannot be read back."""
+
+
+class ReportError(GainscaleError):
+    """A report or baseline that cannot be written where it was asked to go."""

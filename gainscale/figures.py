@@ -14,17 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
+from .files import pretty_json, slug, write_atomic
 
-#: the paper's "attention is universally contractive" claim allows down to 97% of layers
-ATTENTION_THRESHOLD_PCT = 97.0
+#: the threshold panel (d) draws, when a claim of the run has it: the paper's attention claim's
+ATTENTION_THRESHOLD = "attention_contracting_min_pct"
 
 # one colour per sublayer everywhere, so a reader learns them once
 _ATTENTION_COLOUR = "tab:blue"
@@ -36,7 +35,7 @@ _SIZE_COLOURMAP = "viridis"
 _DPI = 120
 
 
-def scaling_figure(source: str, models: list[dict], fit: dict | None, path: Path) -> Path:
+def scaling_figure(source: str, models: list[dict], fit: dict | None, path: Path, threshold_pct: float | None = None) -> Path:
     """Draw the paper's four-panel figure for one source and save it as a PNG.
 
     Parameters
@@ -52,6 +51,8 @@ def scaling_figure(source: str, models: list[dict], fit: dict | None, path: Path
         ``r_squared``, ...), or None when the fit did not run: the points are drawn alone.
     path
         The PNG to write; its directory must exist.
+    threshold_pct
+        The attention contracting share the run's claim requires, drawn in panel (d); None draws none.
 
     Returns
     -------
@@ -74,7 +75,7 @@ def scaling_figure(source: str, models: list[dict], fit: dict | None, path: Path
         _draw_power_law(power_law, models, fit)
         _draw_log_fit(log_fit, models, fit)
         _draw_gain_profiles(profiles, models)
-        _draw_contraction(contraction, models)
+        _draw_contraction(contraction, models, threshold_pct)
         fig.suptitle(f"Final-layer MLP gain and sublayer contraction, source: {source}", fontsize=14)
         return _save(fig, path)
 
@@ -120,16 +121,17 @@ def model_figure(source: str, model: dict, path: Path) -> Path:
         return _save(fig, path)
 
 
-def draw_figures(results: dict, directory: Path) -> tuple[list[Path], list[str]]:
-    """Write every figure of a report: one scaling figure per source, one per model with gains.
+def draw_figures(run, directory: Path) -> tuple[list[Path], list[str]]:
+    """Write every figure of a run's report: one scaling figure per source, one per model with gains.
 
     Parameters
     ----------
-    results
-        The content of ``results.json``: ``results["models"]`` maps each source to its model
-        dicts, ``results["fits"]`` maps a source to its fit (absent where the fit did not run).
+    run
+        The run's :class:`~gainscale.results.RunResult`.
     directory
-        Where the PNGs go (created): ``scaling_<source>.png`` and ``<source>_<model>.png``.
+        Where the PNGs go (created): ``scaling_<source>.png`` and ``<source>/<model>.png``, names
+        made file-safe by :func:`gainscale.files.slug`. PNGs of earlier runs that this run does
+        not draw are removed, so the folder holds this run's figures only.
 
     Returns
     -------
@@ -141,19 +143,32 @@ def draw_figures(results: dict, directory: Path) -> tuple[list[Path], list[str]]
     drawn = _DrawnFigures(directory)
     written: list[Path] = []
     errors: list[str] = []
-    for name, draw in _figure_jobs(results):
-        path = directory / _safe_file_name(name)
+    jobs = list(_figure_jobs(run))
+    for name, draw in jobs:
+        path = directory / name
         inputs = _fingerprint(draw)
         if drawn.up_to_date(path, inputs):  # the same numbers and code: the PNG on disk is this figure
             written.append(path)
             continue
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             written.append(draw(path))
             drawn.record(path, inputs)
         except Exception as error:  # one bad model must not cost the report its other figures
-            errors.append(f"figure {path.name}: {type(error).__name__}: {error}")
+            errors.append(f"figure {name}: {type(error).__name__}: {error}")
+    drawn.forget_all_but({name for name, _ in jobs})
     drawn.save()
     return written, errors
+
+
+def scaling_figure_name(source: str) -> str:
+    """The scaling figure's path within the figures folder."""
+    return f"scaling_{slug(source)}.png"
+
+
+def model_figure_name(source: str, model: str) -> str:
+    """A model's figure's path within the figures folder: one folder per source, so names never collide."""
+    return f"{slug(source)}/{slug(model)}.png"
 
 
 class _DrawnFigures:
@@ -166,6 +181,7 @@ class _DrawnFigures:
     FILE = ".figure-inputs.json"
 
     def __init__(self, directory: Path):
+        self.directory = directory
         self.path = directory / self.FILE
         try:
             self.inputs: dict[str, str] = json.loads(self.path.read_text())
@@ -174,20 +190,34 @@ class _DrawnFigures:
         self.changed = False
 
     def up_to_date(self, png: Path, inputs: str) -> bool:
-        return self.inputs.get(png.name) == inputs and png.is_file()
+        return self.inputs.get(self._key(png)) == inputs and png.is_file()
 
     def record(self, png: Path, inputs: str) -> None:
-        self.inputs[png.name] = inputs
+        self.inputs[self._key(png)] = inputs
         self.changed = True
+
+    def forget_all_but(self, names: set[str]) -> None:
+        """Remove the PNGs (and their records) of figures this run does not draw."""
+        for png in sorted(self.directory.rglob("*.png")):
+            if self._key(png) not in names:
+                png.unlink()
+                self.inputs.pop(self._key(png), None)
+                self.changed = True
+        for folder in sorted((p for p in self.directory.iterdir() if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+
+    def _key(self, png: Path) -> str:
+        return png.relative_to(self.directory).as_posix()
 
     def save(self) -> None:
         if self.changed:
-            write_atomic(self.path, json.dumps(self.inputs, indent=1, sort_keys=True) + "\n")
+            write_atomic(self.path, pretty_json(self.inputs))
 
 
 def _fingerprint(draw: partial) -> str:
     """A hash of a figure's drawing function, its arguments and this module's source."""
-    arguments = [draw.func.__name__, [a for a in draw.args], _code_hash()]
+    arguments = [draw.func.__name__, list(draw.args), draw.keywords, _code_hash()]
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -196,14 +226,20 @@ def _code_hash() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def _figure_jobs(results: dict) -> Iterator[tuple[str, Callable[[Path], Path]]]:
-    """(file name, drawing function of the path) for every figure the results call for."""
-    fits = results.get("fits") or {}
-    for source, models in results["models"].items():
-        yield f"scaling_{source}.png", partial(scaling_figure, source, models, fits.get(source))
+def _figure_jobs(run) -> Iterator[tuple[str, Callable[[Path], Path]]]:
+    """(file name, drawing function of the path) for every figure the run calls for."""
+    from .stats import PowerLawFit
+
+    threshold = next((c.thresholds[ATTENTION_THRESHOLD] for c in run.claim_infos() if ATTENTION_THRESHOLD in c.thresholds), None)
+    for source in run.sources:
+        if not source.models:
+            continue
+        models = [m.to_json() for m in source.models]
+        fit = run.evidence(source.name, PowerLawFit)
+        yield scaling_figure_name(source.name), partial(scaling_figure, source.name, models, fit and fit.to_json(), threshold_pct=threshold)
         for model in models:
-            if isinstance(model, dict) and _has_per_layer_gains(model):
-                yield f"{source}_{model.get('model')}.png", partial(model_figure, source, model)
+            if _has_per_layer_gains(model):
+                yield model_figure_name(source.name, model["model"]), partial(model_figure, source.name, model)
 
 
 # -- panels of the scaling figure ------------------------------------------------------------
@@ -281,7 +317,7 @@ def _draw_gain_profiles(ax, models: list[dict]) -> None:
     _legend_below(ax, ncols=min(len(profiled) + 1, 5))
 
 
-def _draw_contraction(ax, models: list[dict]) -> None:
+def _draw_contraction(ax, models: list[dict], threshold_pct: float | None) -> None:
     """(d) share of contracting attention and MLP layers per model, as grouped bars."""
     positions = range(len(models))
     width = 0.38
@@ -290,8 +326,8 @@ def _draw_contraction(ax, models: list[dict]) -> None:
         # a source that does not say leaves a gap, not a zero bar
         heights = [math.nan if m.get(key) is None else m[key] for m in models]
         ax.bar([p + shift for p in positions], heights, width, color=colour, label=label)
-    ax.axhline(ATTENTION_THRESHOLD_PCT, color="black", linestyle="--", linewidth=1,
-               label=f"attention threshold ({ATTENTION_THRESHOLD_PCT:g}%)")
+    if threshold_pct is not None:
+        ax.axhline(threshold_pct, color="black", linestyle="--", linewidth=1, label=f"attention threshold ({threshold_pct:g}%)")
     names = [_short_name(m["model"]) for m in models]
     ax.set_xticks(list(positions), names, rotation=30 if len(models) > 10 else 0)
     ax.set_ylim(0, 105)
@@ -362,11 +398,6 @@ def _has_per_layer_gains(model: dict) -> bool:
 def _short_name(model: str) -> str:
     """``pythia-1.4b`` -> ``1.4b``: the family is in the title, the size is what tells points apart."""
     return model.removeprefix("pythia-")
-
-
-def _safe_file_name(name: str) -> str:
-    """Letters, digits, '.', '_' and '-' only, and no leading dot (a hidden file, or '..')."""
-    return re.sub(r"^\.", "_", re.sub(r"[^A-Za-z0-9._-]", "_", name))
 
 
 def _fit_label(fit: dict) -> str:

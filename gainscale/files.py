@@ -7,8 +7,10 @@ baseline. It imports nothing of either, so the report never pulls in the measuri
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,17 @@ def _file_mode() -> int:
 def _publish(temporary: str, path: Path) -> None:
     """The one step that makes a written file visible (tests pause here to kill a writer)."""
     os.replace(temporary, path)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of ``name`` that no other name shares.
+
+    Letters, digits, ``.``, ``_`` and ``-`` are kept; when anything else had to be replaced
+    (``my model``, ``modèle``) a short hash of the original is appended, so ``my model`` and
+    ``my_model`` never collide. No leading dot (a hidden file, or ``..``).
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:60]
+    safe = re.sub(r"^\.", "_", safe)
+    if safe == name:
+        return safe
+    return f"{safe}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"

@@ -1,6 +1,6 @@
 """A measurement of one model's sublayer gains, as stored in the cache.
 
-Gain follows the paper exactly (``../shared/REFERENCE.md``): for prompt p and module m,
+Gain follows the paper exactly (``docs/method.md``): for prompt p and module m,
 ``in_p`` and ``out_p`` are the means over p's tokens of the L2 norm of m's input and output
 hidden states (taken in float32), ``gain_p = out_p / in_p``, and the layer's gain is the mean
 of ``gain_p`` over the prompts. The per-prompt ``in_p`` and ``out_p`` are kept so that
@@ -97,9 +97,14 @@ class Measurement:
     def n_prompts(self) -> int:
         return len(self.attention.inputs[0])
 
-    def summary(self, origin: str = "measured") -> ModelSummary:
-        """The numbers the claims are evaluated on."""
-        return ModelSummary.from_gains(self.model, self.n_params, self.attn_gains, self.mlp_gains, origin)
+    def summary(self) -> ModelSummary:
+        """The numbers the claims are evaluated on, each prompt's gain at each layer included."""
+        layers = range(self.n_layers)
+        return ModelSummary.from_prompt_gains(
+            self.model, self.n_params,
+            [self.attention.prompt_gains(layer) for layer in layers],
+            [self.mlp.prompt_gains(layer) for layer in layers],
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; per-layer gains under the paper notebook's names ``attn_gains``/``mlp_gains``."""

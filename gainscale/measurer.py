@@ -111,17 +111,16 @@ class Measurer:
         """Load ``spec`` (freed afterwards) and measure it, bypassing the cache."""
         from .meter import GainMeter
 
-        options = LoadOptions(
-            device=self.device_for(spec),
-            dtype=self.dtype_for(spec),
-            allow_pickle=self.settings.allow_pickle,
-            trust_remote_code=self.settings.trust_remote_code,
-            device_map=self.settings.device_map,
-            progress=self.settings.progress,
-        )
+        options = load_options(self.settings, device=self.device_for(spec), dtype=self.dtype_for(spec))
         meter = GainMeter(batch_size=self.settings.batch_size, progress=self.settings.progress)
         with load_model(spec, resolved_revision, options) as loaded:
             return meter.measure(loaded, self.prompts, resolved_revision)
+
+
+def load_options(settings: Settings, **resolved) -> LoadOptions:
+    """The load options a setting of the same name gives, with ``resolved`` ones (device, dtype) in place."""
+    shared = {f.name: getattr(settings, f.name) for f in dataclasses.fields(LoadOptions) if f.name in Settings.__dataclass_fields__}
+    return LoadOptions(**{**shared, **resolved})
 
 
 def _refuse_unloadable(spec: ModelSpec, allow_pickle: bool) -> None:

@@ -28,7 +28,6 @@ from .files import canonical_json, write_atomic
 from .errors import NotebookImportError, WriteError
 from .summary import ModelSummary
 
-RESERVED_NAMES = ("published", "measured")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIT_KEYS = ("exponent_alpha", "exponent_std_err", "intercept", "r_squared", "p_value")
 
@@ -68,8 +67,10 @@ class ImportedSet:
         )
 
 
-def import_notebook(file: str | Path, name: str, cache_dir: str | Path) -> ImportedSet:
+def import_notebook(file: str | Path, name: str, cache_dir: str | Path, reserved: tuple[str, ...] = ()) -> ImportedSet:
     """Validate a notebook results file and store it as set ``name`` in the cache.
+
+    ``reserved`` are names other sources go by (``published``, ``measured``): a set may not take one.
 
     Raises
     ------
@@ -77,7 +78,7 @@ def import_notebook(file: str | Path, name: str, cache_dir: str | Path) -> Impor
         For a bad name or any malformed row or field; nothing is written then.
     """
     file = Path(file)
-    check_set_name(name)
+    check_set_name(name, reserved)
     try:
         data = file.read_bytes()
     except OSError as error:
@@ -96,12 +97,10 @@ def set_path(cache_dir: str | Path, name: str) -> Path:
     return Path(cache_dir) / "sets" / f"{name}.json"
 
 
-def check_set_name(name: str) -> None:
-    if name in RESERVED_NAMES or not _NAME.match(name):
-        raise NotebookImportError(
-            f"set name {name!r} is not usable: use letters, digits, '.', '_' or '-' (up to 64), "
-            f"and not {' or '.join(RESERVED_NAMES)}"
-        )
+def check_set_name(name: str, reserved: tuple[str, ...] = ()) -> None:
+    if name in reserved or not _NAME.match(name):
+        taken = f", and not {' or '.join(reserved)}" if reserved else ""
+        raise NotebookImportError(f"set name {name!r} is not usable: use letters, digits, '.', '_' or '-' (up to 64){taken}")
 
 
 def parse_notebook(data: bytes, name: str, where: str) -> ImportedSet:
@@ -139,13 +138,13 @@ def _row(row: Any, index: int, where: str) -> ModelSummary:
     n_layers = _integer(row, "n_layers", label)
     final = _gain(row, "last_layer_mlp_gain", label, positive=True)
     if row.get("source") == "reference":
-        return ModelSummary(model, n_params, n_layers, final, None, None, origin="imported (reference row)")
+        return ModelSummary(model, n_params, n_layers, final, None, None)
     _integer(row, "hidden_dim", label)
     attn = _gains(row, "attn_gains", n_layers, label)
     mlp = _gains(row, "mlp_gains", n_layers, label)
     if abs(final - mlp[-1]) > 0.005 * max(1.0, abs(mlp[-1])):
         raise NotebookImportError(f"{label}: field 'last_layer_mlp_gain' is {final}, but mlp_gains ends with {mlp[-1]}")
-    summary = ModelSummary.from_gains(model, n_params, attn, mlp, origin="imported")
+    summary = ModelSummary.from_gains(model, n_params, attn, mlp)
     _check_percentage(row, "attn_contracting_pct", summary.attn_contracting, n_layers, label)
     _check_percentage(row, "mlp_contracting_pct", summary.mlp_contracting, n_layers, label)
     return summary
@@ -173,7 +172,7 @@ def _number(value: Any, key: str, label: str) -> float:
 def _gain(row: dict, key: str, label: str, positive: bool = False) -> float:
     value = _number(_field(row, key, label), key, label)
     if value < 0 or (positive and value == 0):
-        raise NotebookImportError(f"{label}: field {key!r} is {value}; a gain is a ratio of norms and must be {'> 0' if positive else '>= 0'}")
+        raise NotebookImportError(f"{label}: field {key!r} is {value}; a gain is a ratio of norms and must be {'> 0' if positive else '>= 0'}; nothing was imported")
     return value
 
 
@@ -182,7 +181,8 @@ def _gains(row: dict, key: str, n_layers: int, label: str) -> tuple[float, ...]:
     if not isinstance(values, list) or len(values) != n_layers:
         count = len(values) if isinstance(values, list) else type(values).__name__
         raise NotebookImportError(f"{label}: field {key!r} has {count} values; n_layers is {n_layers}")
-    return tuple(_gain({key: v}, key, f"{label} layer {layer}") for layer, v in enumerate(values))
+    # positive: a zero norm ratio means a dead module or a broken export, and has no log
+    return tuple(_gain({key: v}, key, f"{label} layer {layer}", positive=True) for layer, v in enumerate(values))
 
 
 def _check_percentage(row: dict, key: str, count: int, n_layers: int, label: str) -> None:

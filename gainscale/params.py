@@ -26,6 +26,16 @@ def count_parameters(config: Mapping[str, Any]) -> int:
     return _meta_device_parameters(config)
 
 
+def count_embedding_parameters(config: Mapping[str, Any]) -> int:
+    """Parameters in the input embedding and, when it is not tied to it, the output embedding.
+
+    A fit over non-embedding parameters subtracts these (vocab x hidden each) from the total.
+    """
+    # config.json files say; where one does not, GPT-2 ties them and GPT-NeoX and Llama do not
+    tied = config.get("tie_word_embeddings", config.get("model_type") == "gpt2")
+    return config["vocab_size"] * config["hidden_size"] * (1 if tied else 2)
+
+
 def _gpt_neox_parameters(config: Mapping[str, Any]) -> int:
     hidden = config["hidden_size"]
     inner = config.get("intermediate_size") or 4 * hidden

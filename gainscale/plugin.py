@@ -1,7 +1,8 @@
 """The pytest plugin: options, the ``claim`` and ``gpu`` markers, parametrization, the report.
 
-Thin by design: every decision is made by library objects (:class:`ClaimSession`, the
-report writer, the baseline); the hooks here only read options and hand over.
+Registered by the ``gainscale`` entry point of the ``pytest11`` group, so installing gainscale
+is enough. Thin by design: every decision is made by library objects (:class:`ClaimSession`,
+the collector, the report writer, the baseline); the hooks here read options and hand over.
 """
 
 from __future__ import annotations
@@ -9,120 +10,120 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .baseline import Baseline, Tolerances
-from .claims import CLAIMS, Thresholds
+from .baseline import Baseline, Collected, Tolerances
+from .claims import Claim
+from .collect import ResultsCollector, run_provenance
 from .devices import visible_gpu_count
 from .errors import GainscaleError
-from .report import WrittenReport, write_report
-from .results import ResultsCollector, labels_from_test_name, run_provenance, summary_lines
-from .paths import display_path
-from .settings import Settings
-from .session import DEFAULT_SOURCES, ClaimSession
-from .sources import Unavailable
-
-SESSION = pytest.StashKey[ClaimSession]()
-
-
-@dataclass(frozen=True)
-class _Option:
-    """One ``--gainscale-*`` flag and its ini key ``gainscale_*``."""
-
-    name: str
-    help: str
-    default: Any = None
-    #: ``string``, ``path``, ``int``, ``flag`` or ``list``
-    kind: str = "string"
-
-    @property
-    def flag(self) -> str:
-        return "--gainscale-" + self.name.replace("_", "-")
-
-    @property
-    def key(self) -> str:
-        return "gainscale_" + self.name
-
-
-OPTIONS = (
-    _Option("suite", "built-in suite (pythia, pythia-deduped, tiny) or a suite TOML file; default: pythia", "pythia"),
-    _Option("source", "evaluate the claims on this source: published, measured, or an imported set's name; "
-            "repeatable; default: published and measured", list(DEFAULT_SOURCES), "list"),
-    _Option("cache", "measurement cache directory; default: $GAINSCALE_CACHE, else .gainscale/ in the rootdir", None, "path"),
-    _Option("device", "cpu, cuda or cuda:N; default: the suite's (Pythia: cuda)"),
-    _Option("dtype", "float32, float16 or bfloat16; default: the suite's (Pythia: float16, as the paper)"),
-    _Option("prompts", "prompt file, one prompt per line; default: the shipped set", None, "path"),
-    _Option("batch_size", "prompts per forward pass; default: 8 on CPU, 64 on CUDA", None, "int"),
-    _Option("allow_pickle", "load pickle weights (*.bin), which can run code when loaded", False, "flag"),
-    _Option("trust_remote_code", "run model code from the hub", False, "flag"),
-    _Option("device_map", "'auto' spreads a model larger than one GPU over several (accelerate)"),
-    _Option("report", "directory for REPORT.md, figures/ and results.json; 'none' for no report; default: reports/", "reports"),
-    _Option("baseline", "compare every claim with this baseline file: a flipped verdict or a value "
-            "drifting beyond tolerance fails, a known failing claim is an xfail", None, "path"),
-    _Option("update_baseline", "write the baseline (--gainscale-baseline, default reports/baseline.json) "
-            "from this run instead of comparing with it", False, "flag"),
+from .fixtures import (  # noqa: F401  (pytest finds the fixtures as attributes of the plugin)
+    RECORD,
+    SESSION,
+    gainscale_claim,
+    gainscale_session,
+    gainscale_settings,
+    model_summary,
+    record_verdict,
+    source_summaries,
+    thresholds,
 )
+from .paths import display_path
+from .writer import ReportWriter
+from .results import CaseRecord, ClaimInfo
+from .session import ClaimSession, parse_threshold_overrides
+from .settings import INI, PYTEST, Option, Settings, option, options_for
+from .terminal import summary_lines
+
+#: every claims test collected, before -k / -m deselection
+COLLECTED = pytest.StashKey[Collected]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("gainscale", "gainscale: the paper's claims as tests")
-    for option in OPTIONS:
-        if option.kind == "flag":
-            group.addoption(option.flag, action="store_true", default=None, dest=option.key, help=option.help)
-        elif option.kind == "list":
-            group.addoption(option.flag, action="append", default=None, dest=option.key, metavar="NAME", help=option.help)
-        else:
-            group.addoption(option.flag, default=None, dest=option.key, help=option.help)
-        ini_type = {"flag": "bool", "list": "args"}.get(option.kind, "string")
-        parser.addini(option.key, option.help, type=ini_type, default=option.default)
-    for threshold in fields(Thresholds):
-        parser.addini(f"gainscale_{threshold.name}", f"claim threshold (default {threshold.default})", default=str(threshold.default))
-    for tolerance in fields(Tolerances):
-        parser.addini(f"gainscale_tolerance_{tolerance.name}", f"baseline drift tolerance for {tolerance.name} (default {tolerance.default})",
-                      default=str(tolerance.default))
+    group = parser.getgroup("gainscale", "gainscale: claims about model internals as tests")
+    for opt in options_for(PYTEST):
+        group.addoption(opt.flag, dest=opt.ini_key, default=None, help=opt.help, **_argparse(opt))
+    for opt in options_for(INI):
+        ini_type = {"bool": "bool", "list": "args", "lines": "linelist"}.get(opt.kind, "string")
+        default = opt.default if opt.kind in ("bool", "list", "lines") else ("" if opt.default is None else str(opt.default))
+        parser.addini(opt.ini_key, opt.help, type=ini_type, default=default if default is not None else [])
+
+
+def _argparse(opt: Option) -> dict[str, Any]:
+    if opt.kind == "bool":
+        return {"action": "store_true"}
+    if opt.kind in ("list", "lines"):
+        return {"action": "append", "metavar": opt.metavar}
+    return {"metavar": opt.metavar or opt.name.upper(), **({"choices": opt.choices} if opt.choices else {})}
+
+
+def option_value(config: pytest.Config, name: str) -> Any:
+    """An option's value: the command line, else the ini key, else the default.
+
+    Paths on the command line are relative to where pytest was invoked; in the ini file, to
+    the ini file's directory.
+    """
+    opt = option(name)
+    value = config.getoption(opt.ini_key, default=None) if PYTEST in opt.where else None
+    base = config.invocation_params.dir
+    if value is None:
+        value = config.getini(opt.ini_key)
+        base = config.inipath.parent if config.inipath else config.rootpath
+        if value in ("", []):
+            value = opt.default
+    if opt.kind == "lines" and config.getoption(opt.ini_key, default=None):
+        value = [*config.getini(opt.ini_key), *value]  # ini lines, then flags: a flag wins for its name
+    parsed = opt.parse(value, given_as=f"{opt.flag} / {opt.ini_key}")
+    return base / parsed if isinstance(parsed, Path) else parsed
+
+
+# ---------------------------------------------------------------------------- configuration
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device unless its measurements are cached")
-    config.addinivalue_line("markers", f"claim(id): the paper's claim a test checks; one of {', '.join(CLAIMS)}")
+    config.addinivalue_line("markers", "claim(claim_or_id, **fields): the claim a test checks: a gainscale.Claim, "
+                                       "or an id with statement=, scope=, thresholds=, where=")
     if not config.pluginmanager.hasplugin("xdist"):
         config.addinivalue_line("markers", "xdist_group(name): keeps a model's tests on one pytest-xdist worker")
     try:
-        session = ClaimSession(
-            _settings(config),
-            tuple(option_value(config, "source")),
-            _numbers(config, Thresholds, "gainscale_"),
-            _baseline(config),
-            _numbers(config, Tolerances, "gainscale_tolerance_"),
-            bool(option_value(config, "update_baseline")),
-        )
+        session = _session(config)
         session.sources  # noqa: B018  (an unknown source name is a usage error, raised now)
+        differences = session.setting_differences()
     except GainscaleError as error:
         raise pytest.UsageError(f"gainscale: {error}") from None
+    if differences:
+        raise pytest.UsageError(
+            f"gainscale: baseline {session.baseline.path} was made under other settings; nothing was run:\n  "
+            + "\n  ".join(differences))
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
-        config.pluginmanager.register(ClaimsReporter(config, _report_dir(config)), "gainscale-reporter")
+        reporter = ClaimsReporter(config, session, _report_dir(config))
+        config.pluginmanager.register(reporter, "gainscale-reporter")
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto`` on a GPU runner: one worker per visible GPU, not one per CPU core (each
-    worker holds a whole model on its GPU). None leaves xdist's default.
+def _session(config: pytest.Config) -> ClaimSession:
+    baseline = _baseline(config)
+    return ClaimSession(
+        settings=_settings(config),
+        source_names=tuple(option_value(config, "source") or ()),
+        threshold_overrides=parse_threshold_overrides(option_value(config, "threshold") or ()),
+        baseline=baseline,
+        tolerances=Tolerances(**{name: option_value(config, f"tolerance_{name}") for name in Tolerances.__dataclass_fields__}),
+        update_baseline=bool(option_value(config, "update_baseline")),
+        require_measured=bool(option_value(config, "require_measured")),
+    )
 
-    xdist asks before ``pytest_configure``, so this reads the options itself.
-    """
-    try:
-        session = ClaimSession(_settings(config), tuple(option_value(config, "source")))
-        needs_gpu = any(source.needs_gpu() for source in session.sources.values())
-    except GainscaleError:
-        return None  # pytest_configure reports the bad option
-    return (visible_gpu_count() or None) if needs_gpu else None
+
+def _settings(config: pytest.Config) -> Settings:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    values = {opt.name: option_value(config, opt.name) for opt in options_for(PYTEST) if opt.name in Settings.__dataclass_fields__}
+    if values.get("cache") is None and not os.environ.get("GAINSCALE_CACHE"):
+        values["cache"] = config.rootpath / ".gainscale"
+    return Settings.from_options(values, progress=config.get_verbosity() >= 0 and worker is None, worker=worker)
 
 
 def _baseline(config: pytest.Config) -> Baseline | None:
@@ -141,63 +142,18 @@ def _report_dir(config: pytest.Config) -> Path | None:
     return base / Path(value)
 
 
-def option_value(config: pytest.Config, name: str) -> Any:
-    """A ``--gainscale-*`` value: the command line, else the ini key, else the default.
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own CPU count (the hook is firstresult)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` on a GPU runner: one worker per visible GPU, not one per CPU core (each
+    worker holds a whole model on its GPU). None leaves xdist's default.
 
-    Paths on the command line are relative to where pytest was invoked; in the ini file, to
-    the ini file's directory.
+    xdist asks before ``pytest_configure``, so this reads the options itself.
     """
-    option = next(o for o in OPTIONS if o.name == name)
-    value = config.getoption(option.key)
-    base = config.invocation_params.dir
-    if value is None:
-        value = config.getini(option.key)
-        base = config.inipath.parent if config.inipath else config.rootpath
-        if value in ("", []):
-            value = option.default
-    if value is None or option.kind in ("flag", "list"):
-        return value
-    if option.kind == "path":
-        return base / Path(value).expanduser()
-    if option.kind == "int":
-        try:
-            return int(value)
-        except ValueError:
-            raise pytest.UsageError(f"{option.flag} / {option.key} must be an integer, not {value!r}") from None
-    return value
-
-
-def _settings(config: pytest.Config) -> Settings:
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    cache = option_value(config, "cache")
-    if cache is None and not os.environ.get("GAINSCALE_CACHE"):
-        cache = config.rootpath / ".gainscale"
-    return Settings(
-        suite=str(option_value(config, "suite")),
-        cache=cache,
-        device=option_value(config, "device"),
-        dtype=option_value(config, "dtype"),
-        prompts=option_value(config, "prompts"),
-        batch_size=option_value(config, "batch_size"),
-        allow_pickle=bool(option_value(config, "allow_pickle")),
-        trust_remote_code=bool(option_value(config, "trust_remote_code")),
-        device_map=option_value(config, "device_map"),
-        progress=config.get_verbosity() >= 0 and worker is None,
-        worker=worker,
-    )
-
-
-def _numbers(config: pytest.Config, kind: type, prefix: str):
-    """Thresholds or Tolerances from their ini keys."""
-    values = {}
-    for number in fields(kind):
-        key = prefix + number.name
-        text = config.getini(key)
-        try:
-            values[number.name] = float(text)
-        except ValueError:
-            raise pytest.UsageError(f"{key} = {text!r} in {config.inipath} is not a number") from None
-    return kind(**values)
+    try:
+        needs_gpu = any(source.needs_gpu() for source in _session(config).sources.values())
+    except GainscaleError:
+        return None  # pytest_configure reports the bad option
+    return (visible_gpu_count() or None) if needs_gpu else None
 
 
 # ---------------------------------------------------------------------------- collection
@@ -207,26 +163,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("claim")
     if marker is None:
         return
-    claim = _claim_of(marker, metafunc.definition.nodeid)
-    session = metafunc.config.stash[SESSION]
+    session: ClaimSession = metafunc.config.stash[SESSION]
+    where = metafunc.definition.nodeid
+    try:
+        claim = session.declare(Claim.from_marker(marker.args, marker.kwargs))
+    except GainscaleError as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
+    cases = session.cases(claim.scope)
     if claim.scope == "model":
-        cases = [
-            pytest.param(c.source, c.model, id=c.id, marks=_marks(c.needs_gpu, c.model))
-            for c in session.model_cases()
-        ]
-        metafunc.parametrize(("gainscale_source", "gainscale_model"), cases)
+        params = [pytest.param(c.source, c.model, id=c.id, marks=_marks(c.needs_gpu, c.model)) for c in cases]
+        metafunc.parametrize(("gainscale_source", "gainscale_model"), params)
     else:
-        cases = [pytest.param(source, id=source, marks=_marks(gpu, "all-models")) for source, gpu in session.suite_cases()]
-        metafunc.parametrize("gainscale_source", cases)
-
-
-def _claim_of(marker: pytest.Mark, nodeid: str):
-    if len(marker.args) != 1 or marker.kwargs or marker.args[0] not in CLAIMS:
-        raise pytest.UsageError(
-            f"{nodeid}: @pytest.mark.claim takes one claim id, one of {', '.join(CLAIMS)}; got "
-            f"args={marker.args!r} kwargs={marker.kwargs!r}"
-        )
-    return CLAIMS[marker.args[0]]
+        metafunc.parametrize("gainscale_source", [pytest.param(c.source, id=c.id, marks=_marks(c.needs_gpu, "all-models")) for c in cases])
 
 
 def _marks(needs_gpu: bool, group: str) -> list:
@@ -234,46 +182,52 @@ def _marks(needs_gpu: bool, group: str) -> list:
     return marks + [pytest.mark.gpu] if needs_gpu else marks
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Label every claims test with its claim, source and model, whatever its outcome will be."""
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect: the baseline learns which tests exist
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every claims test its record (claim, source, model), whatever its outcome will be."""
+    claims_session: ClaimSession = config.stash[SESSION]
     for item in items:
-        marker = item.get_closest_marker("claim")
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if marker is not None and "gainscale_source" in params:
-            item.user_properties += [
-                ("claim", marker.args[0]),
-                ("source", params["gainscale_source"]),
-                ("model", params.get("gainscale_model", "")),
-            ]
+        marker = item.get_closest_marker("claim")
+        if marker is None or "gainscale_source" not in params:
+            continue
+        claim = claims_session.claims[Claim.from_marker(marker.args, marker.kwargs).id]
+        model = params.get("gainscale_model")
+        item.stash[RECORD] = CaseRecord(claims_session.claim_info(claim), params["gainscale_source"], model,
+                                        item.nodeid.partition("::")[0])
+        item.user_properties += [("claim", claim.id), ("source", params["gainscale_source"]), ("model", model or "")]
+    problems = claims_session.unknown_threshold_overrides() + _threshold_changes(claims_session)
+    if problems:
+        raise pytest.UsageError("gainscale: " + "\n  ".join(problems))
+    records = [i for i in items if RECORD in i.stash]
+    config.stash[COLLECTED] = Collected(frozenset(i.nodeid for i in records), frozenset(i.stash[RECORD].module for i in records))
 
 
-# ---------------------------------------------------------------------------- helpers for fixtures
+def _threshold_changes(session: ClaimSession) -> list[str]:
+    if not session.comparing():
+        return []
+    return [line for claim in session.claims.values() for line in session.baseline.threshold_differences(session.claim_info(claim))]
 
 
-def obtain(config: pytest.Config, get: Callable[[], Any]) -> Any:
-    """Run ``get()`` for a fixture: a source that cannot give the numbers skips the test with its
-    reason; any other gainscale error fails it with its message alone (no traceback)."""
-    try:
-        with _capture_suspended(config):
-            return get()
-    except Unavailable as unavailable:
-        pytest.skip(str(unavailable))
-    except GainscaleError as error:
-        pytest.fail(str(error), pytrace=False)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: tell the controller which claims were declared and which tests collected."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and COLLECTED in session.config.stash:
+        claims_session = session.config.stash[SESSION]
+        collected = session.config.stash[COLLECTED]
+        output["gainscale"] = json.dumps({
+            "declared": [claims_session.claim_info(c).to_json() for c in claims_session.claims.values()],
+            "tests": sorted(collected.tests), "modules": sorted(collected.modules),
+        })
 
 
-@contextmanager
-def _capture_suspended(config: pytest.Config):
-    """Let a measurement's progress bar reach the terminal through pytest's capture."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    show = config.stash[SESSION].settings.progress and capture is not None
-    with capture.global_and_fixture_disabled() if show else nullcontext():
-        yield
-
-
-def record_json(record_property: Callable[[str, Any], None], name: str, value: Any) -> None:
-    """Record a property as compact JSON: JUnit XML and xdist carry strings safely."""
-    record_property(name, json.dumps(value, sort_keys=True, separators=(",", ":")))
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """Attach the test's record to each phase report (xdist carries it to the controller)."""
+    report = yield
+    if RECORD in item.stash:
+        report.gainscale_record = json.dumps(item.stash[RECORD].to_json(), separators=(",", ":"))
+    return report
 
 
 # ---------------------------------------------------------------------------- the report
@@ -283,84 +237,70 @@ class ClaimsReporter:
     """Collects every claims test's outcome (from workers too, under xdist) and writes the report.
 
     Registered like junitxml's writer: collects in ``pytest_runtest_logreport``, writes in
-    ``pytest_sessionfinish``, and says where the report went in the terminal summary.
+    ``pytest_sessionfinish``, and says what happened in the terminal summary.
     """
 
-    def __init__(self, config: pytest.Config, directory: Path | None):
+    def __init__(self, config: pytest.Config, session: ClaimSession, directory: Path | None):
         self.config = config
-        self.session = config.stash[SESSION]
-        self.directory = directory
-        self.collector = ResultsCollector()
-        self.written: WrittenReport | None = None
-        self.errors: list[str] = []
-        self.baseline_notes: list[str] = []
+        self.session = session
+        self.collector = ResultsCollector(list(session.source_names or session.sources))
+        self.writer = ReportWriter(directory, session, config.rootpath)
+        #: what xdist workers declared and collected; None outside xdist
+        self.from_workers: dict[str, Any] | None = None
+        self.interrupted = False
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collector.expect([i.nodeid for i in session.items if RECORD in i.stash])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        self.collector.expect(ids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        data = json.loads(getattr(node, "workeroutput", {}).get("gainscale", "null") or "null")
+        if data is not None:
+            self.from_workers = data
+
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        self.interrupted = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        properties = [tuple(p) for p in report.user_properties]  # xdist delivers lists
-        test = report.nodeid.rpartition("::")[2]
-        if not any(name == "claim" for name, _ in properties):
-            labels = labels_from_test_name(test, list(self.session.source_names))
-            if labels is None or report.outcome != "failed":
-                return
-            properties = labels  # a crashed xdist worker's test still counts, as failed
-        self.collector.add_phase(test, report.when, report.outcome, properties, _message(report), hasattr(report, "wasxfail"))
+        record = getattr(report, "gainscale_record", None)
+        self.collector.add_phase(report.nodeid, report.when, report.outcome, record, _message(report), hasattr(report, "wasxfail"))
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.collector:
             return
+        stopped = "interrupted" if self.interrupted else "stopped early" if session.shouldfail or session.shouldstop else None
         command = "pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args)
-        try:
-            provenance = run_provenance(self.config.rootpath, self.session.settings, self.session.measurer.prompts, command)
-            results = self.collector.results(provenance)
-        except GainscaleError as error:
-            self.errors.append(f"gainscale: could not gather the results: {error}")
-            return
-        results["baseline"] = self._baseline_results(results)
-        if self.session.update_baseline:
-            self._write_baseline(results)
-        if self.directory is not None:
-            try:
-                self.written = write_report(results, self.directory)
-            except (OSError, GainscaleError) as error:
-                self.errors.append(f"gainscale: could not write the report to {self.directory}: {error}")
+        dated = bool(option_value(self.config, "report_dates"))
+        provenance = run_provenance(self.config.rootpath, self.writer.settings_record(), command, dated)
+        declared, collected = self._declared_and_collected()
+        self.writer.finish(self.collector.result(provenance, stopped, declared), collected)
+        if self.writer.errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a report or baseline that was asked for and not written
 
-    def _baseline_results(self, results: dict) -> dict | None:
-        """Which tests the baseline lacks and which of its entries had no test: named, never silent."""
-        baseline = self.session.baseline
-        if baseline is None or self.session.update_baseline:
-            return None
-        evaluated = [c["test"] for c in results["claims"] if c["verdict"] is not None]
-        missing = [c["test"] for c in results["claims"] if (c["baseline"] or {}).get("status") == "new"]
-        not_run = baseline.not_run(evaluated)
-        if missing:
-            self.baseline_notes.append(f"not in baseline {baseline.path} ({len(missing)}): {', '.join(missing)}")
-        if not_run:
-            self.baseline_notes.append(f"in baseline {baseline.path} but not evaluated this run ({len(not_run)}): {', '.join(not_run)}")
-        return {"file": str(baseline.path), "not_in_baseline": missing, "not_run": not_run}
-
-    def _write_baseline(self, results: dict) -> None:
-        baseline = self.session.baseline.updated(results)
-        try:
-            baseline.write()
-        except GainscaleError as error:
-            self.errors.append(f"gainscale: could not write the baseline: {error}")
-            return
-        self.baseline_notes.append(f"baseline written: {baseline.path} ({len(baseline.tests)} tests)")
+    def _declared_and_collected(self) -> tuple[tuple[ClaimInfo, ...], Collected | None]:
+        """The claims declared and the tests collected: here, or as the xdist workers said."""
+        if self.from_workers is not None:
+            data = self.from_workers
+            return tuple(map(ClaimInfo.from_json, data["declared"])), Collected(frozenset(data["tests"]), frozenset(data["modules"]))
+        declared = tuple(self.session.claim_info(claim) for claim in self.session.claims.values())
+        return declared, self.config.stash.get(COLLECTED, None)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.collector:
+        run = self.writer.run
+        if run is None:
             return
         terminalreporter.section("gainscale claims")
-        for line in summary_lines(self.collector.claim_results(), width=max(80, self.config.get_terminal_writer().fullwidth)):
+        width = terminalreporter._tw.fullwidth if terminalreporter.isatty() else None  # never cut in CI logs
+        for line in summary_lines(run, width):
             terminalreporter.line(line)
-        for note in self.baseline_notes:
-            terminalreporter.line(note, yellow=not note.startswith("baseline written"))
-        for error in self.errors:
+        for note in self.writer.notes:
+            terminalreporter.line(note, yellow=True)
+        for error in self.writer.errors:
             terminalreporter.line(error, red=True)
-        if self.written:
-            terminalreporter.line(f"report: {display_path(self.written.markdown)} (results.json, {len(self.written.files) - 2} figures)")
-            for problem in self.written.figure_errors:
-                terminalreporter.line(f"figure not drawn: {problem}", yellow=True)
 
 
 def _message(report: pytest.TestReport) -> str:

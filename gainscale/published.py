@@ -30,7 +30,6 @@ def published_summaries() -> list[ModelSummary]:
             final_mlp_gain=row["final_mlp_gain"],
             attn_contracting=row["attn_contracting"],
             mlp_contracting=row["mlp_contracting"],
-            origin="published",
         )
         for row in published_data()["models"]
     ]

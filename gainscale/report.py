@@ -1,29 +1,34 @@
-"""REPORT.md, results.json and the figures, written from what the claims tests recorded.
+"""REPORT.md, results.json and the figures, written from a run's :class:`RunResult`.
 
-The Markdown follows the layout of SCALING_LAW_ANALYSIS.md, in English, one section per
-source: executive summary, model comparison, scaling law (fit, hypothesis test, residuals,
-leave-one-out, predictions), MLP contraction trend, figures; then provenance. Everything in
-it comes from the results dict (:meth:`gainscale.results.ResultsCollector.results`), so a
-report needs neither torch nor the models.
+The Markdown follows the layout of the paper's analysis, one section per source: executive
+summary, model comparison, then a section for each kind of evidence the verdicts carried (a
+power-law fit, a trend test), figures; then provenance. Everything in it comes from the typed
+result, so a report needs neither torch nor the models, and nothing here knows any claim.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import write_atomic
-from .claims import CLAIMS
-from .results import source_order
-from .stats import PowerLawFit
+from .files import pretty_json, write_atomic
+from .results import ClaimInfo, ClaimResult, RunResult, SourceResult
+from .stats import AlphaTest, PowerLawFit, TrendTest
 
 #: parameter counts the paper predicts final MLP gains for (§2 "Revised Predictions")
 PREDICTION_POINTS = {"7B (LLaMA-7B)": 7e9, "13B (LLaMA-13B)": 13e9, "70B (LLaMA-70B)": 70e9, "175B (GPT-3)": 175e9, "1T": 1e12}
 
-_VERDICT = {"passed": "✅ passed", "failed": "❌ FAILED", "skipped": "⏭ skipped", "xfailed": "☑️ known failing (xfail)", "regression": "🚨 REGRESSION"}
+BADGES = {
+    "passed": "✅ passed",
+    "failed": "❌ FAILED",
+    "skipped": "⏭ skipped",
+    "xfailed": "☑️ known failing (xfail)",
+    "regression": "🚨 REGRESSION",
+    "improvement": "📈 IMPROVEMENT (accept it)",
+}
 
 
 @dataclass
@@ -38,29 +43,38 @@ class WrittenReport:
     def markdown(self) -> Path:
         return self.directory / "REPORT.md"
 
+    @property
+    def figures(self) -> list[Path]:
+        return [p for p in self.files if p.suffix == ".png"]
 
-def write_report(results: dict[str, Any], directory: str | Path) -> WrittenReport:
+
+def write_report(run: RunResult, directory: str | Path) -> WrittenReport:
     """Write ``results.json``, ``figures/*.png`` and ``REPORT.md`` into ``directory``.
 
-    A figure that fails to draw is named in the report and the rest is still written.
+    A figure that fails to draw is named in the report and the rest is still written;
+    figures of earlier runs that this run did not draw are removed.
+
+    Raises
+    ------
+    WriteError
+        When ``directory`` (or a file in it) cannot be written, naming the path.
     """
     directory = Path(directory)
     written = WrittenReport(directory)
-    write_atomic(directory / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n")
+    write_atomic(directory / "results.json", pretty_json(run.to_json()))
     written.files.append(directory / "results.json")
-    figures, written.figure_errors = _draw_figures(results, directory / "figures")
+    figures, written.figure_errors = _draw_figures(run, directory / "figures")
     written.files += figures
-    text = render_markdown(results, [p.relative_to(directory) for p in figures], written.figure_errors)
-    write_atomic(written.markdown, text)
+    write_atomic(written.markdown, render_markdown(run, [p.relative_to(directory) for p in figures], written.figure_errors))
     written.files.append(written.markdown)
     return written
 
 
-def _draw_figures(results: dict[str, Any], directory: Path) -> tuple[list[Path], list[str]]:
+def _draw_figures(run: RunResult, directory: Path) -> tuple[list[Path], list[str]]:
     try:
         from .figures import draw_figures
 
-        return draw_figures(results, directory)
+        return draw_figures(run, directory)
     except Exception as error:  # no figure must cost the report (matplotlib missing, a backend error...)
         return [], [f"figures: {type(error).__name__}: {error}"]
 
@@ -68,102 +82,99 @@ def _draw_figures(results: dict[str, Any], directory: Path) -> tuple[list[Path],
 # ---------------------------------------------------------------------------- Markdown
 
 
-def render_markdown(results: dict[str, Any], figures: list[Path], figure_errors: list[str]) -> str:
+def render_markdown(run: RunResult, figures: list[Path], figure_errors: list[str]) -> str:
     """The whole REPORT.md as text."""
-    provenance = results["provenance"]
-    sources = sorted({c["source"] for c in results["claims"]}, key=source_order)
-    parts = [
-        "# gainscale claims report",
-        "",
-        f"Generated {provenance.get('date', '?')} by gainscale {provenance.get('gainscale_version', '?')} from "
-        f"`{escape_code(provenance.get('command', 'pytest'))}`. Claims of `SCALING_LAW_ANALYSIS.md`, evaluated on: "
-        + ", ".join(f"**{escape(s)}**" for s in sources) + ".",
+    provenance = run.provenance
+    parts = ["# gainscale claims report", ""]
+    parts += _interruption_banner(run)
+    dated = f"Generated {provenance['date']}" if provenance.get("date") else "Generated"
+    parts += [
+        f"{dated} by gainscale {provenance.get('gainscale_version', '?')} from "
+        f"`{escape_code(provenance.get('command', 'pytest'))}`. Claims evaluated on: "
+        + ", ".join(f"**{escape(s.name)}**" for s in run.sources) + ".",
         "",
     ]
-    for number, source in enumerate(sources, 1):
-        parts += _source_section(number, source, results, figures)
-    parts += _provenance_section(results, figure_errors)
+    for number, source in enumerate(run.sources, 1):
+        parts += _source_section(number, source, run, figures)
+    parts += _provenance_section(run, figure_errors)
     return "\n".join(parts).rstrip() + "\n"
 
 
-def _source_section(number: int, source: str, results: dict[str, Any], figures: list[Path]) -> list[str]:
-    claims = [c for c in results["claims"] if c["source"] == source]
-    models = results["models"].get(source, [])
-    lines = [f"## {number}. Source: {escape(source)}", "", _source_blurb(source, results), ""]
-    lines += ["### Executive summary", ""] + _summary_table(claims) + [""]
-    lines += ["### Model comparison", ""] + _model_table(models) + [""]
-    lines += ["### Scaling law", ""] + _scaling_section(source, results) + [""]
-    lines += ["### MLP contraction trend", ""] + _trend_section(results["trends"].get(source)) + [""]
+def _interruption_banner(run: RunResult) -> list[str]:
+    if run.interruption is None:
+        return []
+    stopped = run.interruption
+    lines = [f"> **This run was {stopped.reason}**: the report shows only what ran."]
+    if stopped.not_run:
+        lines += [f"> Did not run ({len(stopped.not_run)}): " + ", ".join(f"`{escape_code(t)}`" for t in stopped.not_run)]
+    return lines + [""]
+
+
+def _source_section(number: int, source: SourceResult, run: RunResult, figures: list[Path]) -> list[str]:
+    claims = run.claims_of(source.name)
+    lines = [f"## {number}. Source: {escape(source.name)}", "", f"*{escape(source.info.description)}*", ""]
+    lines += [f"> Note: {escape(note)}" for note in source.info.notes] + ([""] if source.info.notes else [])
+    lines += ["### Executive summary", ""] + _summary_table(run.claim_infos(), claims) + [""]
+    lines += ["### Model comparison", ""] + _model_table(source) + [""]
+    for kind, (title, render) in EVIDENCE_SECTIONS.items():
+        evidence = run.evidence(source.name, kind)
+        if evidence is not None:
+            lines += [f"### {title}", ""] + render(evidence, source, run) + [""]
     lines += ["### Figures", ""] + _figure_links(source, figures) + [""]
     return lines
 
 
-def _source_blurb(source: str, results: dict[str, Any]) -> str:
-    if source == "published":
-        return "*The paper's own table (`published`): final MLP gains as printed (two decimals), contracting layers as counts derived from the printed percentages, parameter counts from the configs.*"
-    if source == "measured":
-        return "*Live measurements of the suite under this run's settings (`measured`), from the cache or measured in this run; see Provenance.*"
-    origin = next(iter(results["provenance"]["sources"].get(source, {}).values()), {})
-    return f"*Imported result set `{escape(source)}`, from `{escape_code(origin.get('imported_from', '?'))}`.*"
-
-
-def _summary_table(claims: list[dict]) -> list[str]:
+def _summary_table(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[str]:
     rows = ["| Claim | Verdict | Value | Threshold | Details |", "|---|---|---|---|---|"]
-    for claim_id, claim in CLAIMS.items():
-        results = [c for c in claims if c["claim"] == claim_id]
-        title = f"{escape(claim.statement)} ({claim.where})"
+    for info in infos:
+        results = [c for c in claims if c.claim.id == info.id]
+        title = escape(info.title)
         if not results:
             rows.append(f"| {title} | not run | | | not selected in this session (e.g. `-k`) |")
-        elif claim.scope == "model":
-            rows.append(_per_model_row(title, claim, results))
+        elif info.scope == "model":
+            rows.append(_per_model_row(results[0].claim, results))
         else:
             (result,) = results
-            value, threshold = claim.describe_value(result["value"]), claim.describe_threshold(result["threshold"])
-            rows.append(f"| {title} | {_VERDICT[result['outcome']]} | {escape(value)} | {escape(threshold)} | {_detail(result)} |")
+            value, threshold = result.claim.describe_value(result.value), result.claim.describe_threshold(result.threshold)
+            rows.append(f"| {escape(result.claim.title)} | {BADGES[result.outcome]} | {escape(value)} | {escape(threshold)} | {_detail(result)} |")
     return rows
 
 
-def _per_model_row(title: str, claim, results: list[dict]) -> str:
-    passed = [r for r in results if r["outcome"] == "passed"]
-    bad = [r for r in results if r["outcome"] in ("failed", "regression", "xfailed")]
-    skipped = [r for r in results if r["outcome"] == "skipped"]
+def _per_model_row(info: ClaimInfo, results: list[ClaimResult]) -> str:
+    passed = [r for r in results if r.outcome == "passed"]
+    bad = [r for r in results if r.failing]
+    skipped = [r for r in results if r.outcome == "skipped"]
     evaluated = len(results) - len(skipped)
-    if any(r["outcome"] == "regression" for r in results):
-        verdict = _VERDICT["regression"]
-    elif any(r["outcome"] == "failed" for r in results):
-        verdict = _VERDICT["failed"]
-    elif bad:
-        verdict = _VERDICT["xfailed"]
-    else:
-        verdict = _VERDICT["passed"] if passed else _VERDICT["skipped"]
+    worst = next((o for o in ("regression", "improvement", "failed", "xfailed") if any(r.outcome == o for r in results)), None)
+    verdict = BADGES[worst] if worst else BADGES["passed" if passed else "skipped"]
     value = f"{len(passed)} of {evaluated} models pass" if evaluated else ""
-    details = "; ".join(f"{r['outcome']}: {escape(r['message'])}{_baseline_note(r)}" for r in bad)
+    details = "; ".join(f"{r.outcome}: {escape(r.message)}{_baseline_note(r)}" for r in bad)
     if skipped:
-        details += ("; " if details else "") + f"{len(skipped)} skipped: {escape(_shorten(skipped[0]['message']))}"
-    threshold = escape(claim.describe_threshold(results[0]["threshold"]))
-    return f"| {title} | {verdict} | {value} | {threshold} | {details} |"
+        details += ("; " if details else "") + f"{len(skipped)} skipped: {escape(_shorten(skipped[0].message))}"
+    threshold = escape(info.describe_threshold(results[0].threshold))
+    return f"| {escape(info.title)} | {verdict} | {value} | {threshold} | {details} |"
 
 
-def _detail(result: dict) -> str:
-    return escape(_shorten(result["message"], 300)) + _baseline_note(result)
+def _detail(result: ClaimResult) -> str:
+    return escape(_shorten(result.message, 300)) + _baseline_note(result)
 
 
-def _baseline_note(result: dict) -> str:
+def _baseline_note(result: ClaimResult) -> str:
     """The baseline's verdict and value beside the current ones, when a baseline was compared."""
-    baseline = result.get("baseline")
-    if not baseline or baseline.get("outcome") is None:
+    baseline = result.baseline
+    if baseline is None or baseline.outcome is None:
         return ""
-    return f" (baseline: {baseline['outcome']}, {_number(baseline.get('value'))})"
+    return f" (baseline: {baseline.outcome}, {_number(baseline.value)})"
 
 
-def _model_table(models: list[dict]) -> list[str]:
-    if not models:
+def _model_table(source: SourceResult) -> list[str]:
+    if not source.models:
         return ["No model of this source ran in this session."]
     rows = ["| Model | Parameters | Layers | Final MLP gain | Attention contracting | MLP contracting |", "|---|---:|---:|---:|---:|---:|"]
-    for m in models:
+    for m in source.models:
         rows.append(
-            f"| {escape(m['model'])} | {m['n_params']:,} | {m['n_layers']} | **{m['final_mlp_gain']:.3g}x** | "
-            f"{_share(m['attn_contracting'], m['n_layers'])} | {_share(m['mlp_contracting'], m['n_layers'])} |"
+            f"| {escape(m.model)} | {m.n_params:,} | {m.n_layers} | **{m.final_mlp_gain:.3g}x** | "
+            f"{_share(m.attn_contracting, m.n_layers)} | {_share(m.mlp_contracting, m.n_layers)} |"
         )
     return rows
 
@@ -172,11 +183,10 @@ def _share(count: int | None, layers: int) -> str:
     return "n/a" if count is None else f"{count}/{layers} = {100 * count / layers:.1f}%"
 
 
-def _scaling_section(source: str, results: dict[str, Any]) -> list[str]:
-    fit_data = results["fits"].get(source)
-    if fit_data is None:
-        return ["The cross-model claims were not run for this source in this session (deselected, or skipped: see the summary)."]
-    fit = PowerLawFit.from_json(fit_data)
+# ---------------------------------------------------------------------------- evidence sections
+
+
+def _scaling_section(fit: PowerLawFit, source: SourceResult, run: RunResult) -> list[str]:
     low, high = fit.confidence_interval(0.95)
     lines = [
         "```",
@@ -188,10 +198,9 @@ def _scaling_section(source: str, results: dict[str, Any]) -> list[str]:
         "```",
         "",
     ]
-    lines += _recorded_fit_table(fit, results["recorded_fits"].get(source))
-    lines += _alpha_test_table(results["alpha_tests"].get(source))
-    lines += _residual_table(fit) + [""] + _prediction_table(fit)
-    return lines
+    lines += _recorded_fit_table(fit, source.info.recorded_fit)
+    lines += _alpha_test_table(run.evidence(source.name, AlphaTest), fit)
+    return lines + _residual_table(fit) + [""] + _prediction_table(fit)
 
 
 def _recorded_fit_table(fit: PowerLawFit, recorded: dict | None) -> list[str]:
@@ -204,15 +213,15 @@ def _recorded_fit_table(fit: PowerLawFit, recorded: dict | None) -> list[str]:
     return rows + [""]
 
 
-def _alpha_test_table(test: dict | None) -> list[str]:
-    if not test:
+def _alpha_test_table(test: AlphaTest | None, fit: PowerLawFit) -> list[str]:
+    if test is None:
         return []
-    band = abs(test["difference"]) / abs(test["t"]) * test["sigmas"] if test["t"] else 0.0
+    band = test.sigmas * fit.alpha_stderr
     return [
-        f"Hypothesis alpha = {test['alpha0']:g}:", "",
-        "| Difference | 2σ check | t | df | two-sided p |", "|---:|---|---:|---:|---:|",
-        f"| {test['difference']:+.4f} | {'within' if test['within_sigmas'] else 'outside'} ({abs(test['difference']):.3f} vs {band:.3f}) "
-        f"| {test['t']:.3f} | {test['degrees_of_freedom']} | {test['p_value']:.4f} |",
+        f"Hypothesis alpha = {test.alpha0:g}:", "",
+        f"| Difference | {test.sigmas:g}σ check | t | df | two-sided p |", "|---:|---|---:|---:|---:|",
+        f"| {test.difference:+.4f} | {'within' if test.within_sigmas else 'outside'} ({abs(test.difference):.3f} vs {band:.3f}) "
+        f"| {test.t:.3f} | {test.degrees_of_freedom} | {test.p_value:.4f} |",
         "",
     ]
 
@@ -234,62 +243,73 @@ def _prediction_table(fit: PowerLawFit) -> list[str]:
     return rows
 
 
-def _trend_section(trend: dict | None) -> list[str]:
-    if not trend:
-        return ["Not run for this source in this session (deselected, or skipped: see the summary)."]
-    (small, small_pct), (large, large_pct) = trend["smallest"], trend["largest"]
+def _trend_section(trend: TrendTest, source: SourceResult, run: RunResult) -> list[str]:
+    (small, small_value), (large, large_value) = trend.smallest, trend.largest
     return [
         "| Test (one-sided: falls with size) | Statistic | p |", "|---|---:|---:|",
-        f"| Spearman | rho = {trend['spearman_rho']:.3f} | {trend['spearman_p']:.4f} |",
-        f"| Kendall | tau = {trend['kendall_tau']:.3f} | {trend['kendall_p']:.4f} |",
+        f"| Spearman | rho = {trend.spearman_rho:.3f} | {trend.spearman_p:.4f} |",
+        f"| Kendall | tau = {trend.kendall_tau:.3f} | {trend.kendall_p:.4f} |",
         "",
-        f"End points: {escape(small)} {small_pct:.1f}% → {escape(large)} {large_pct:.1f}% of MLP layers contracting.",
+        f"End points: {escape(small)} {small_value:.4g} → {escape(large)} {large_value:.4g}, over {len(trend.models)} models.",
     ]
 
 
-def _figure_links(source: str, figures: list[Path]) -> list[str]:
-    slug = _slug(source)
-    main = [p for p in figures if p.name == f"scaling_{slug}.png"]
-    per_model = [p for p in figures if p.name.startswith(f"{slug}_")]
-    lines = [f"![Final MLP gain scaling and sublayer contraction, {escape(source)}]({p.as_posix()})" for p in main]
+#: how the report lays out each kind of evidence a verdict can carry: (section title, renderer)
+EVIDENCE_SECTIONS: dict[type, tuple[str, Callable[[Any, SourceResult, RunResult], list[str]]]] = {
+    PowerLawFit: ("Scaling law", _scaling_section),
+    TrendTest: ("Trend with model size", _trend_section),
+}
+
+
+# ---------------------------------------------------------------------------- figures and provenance
+
+
+def _figure_links(source: SourceResult, figures: list[Path]) -> list[str]:
+    from .figures import model_figure_name, scaling_figure_name
+
+    drawn = {p.name: p for p in figures}
+    lines = []
+    main = drawn.get(scaling_figure_name(source.name))
+    if main is not None:
+        lines.append(f"![Final MLP gain scaling and sublayer contraction, {escape(source.name)}]({main.as_posix()})")
+    per_model = [(m.model, drawn[n]) for m in source.models if (n := model_figure_name(source.name, m.model)) in drawn]
     if per_model:
-        lines += ["", "Per model: " + ", ".join(f"[{escape(p.stem[len(slug) + 1:])}]({p.as_posix()})" for p in per_model)]
+        lines += ["", "Per model: " + ", ".join(f"[{escape(model)}]({p.as_posix()})" for model, p in per_model)]
     return lines or ["No figure for this source."]
 
 
-def _provenance_section(results: dict[str, Any], figure_errors: list[str]) -> list[str]:
-    p = results["provenance"]
-    lines = [
-        "## Provenance", "",
-        f"- date: {p.get('date')}",
-        f"- gainscale {p.get('gainscale_version')}, git commit {p.get('git_commit') or 'unknown'}",
-        f"- torch {p.get('torch_version') or 'not installed'}, transformers {p.get('transformers_version') or 'not installed'}, python {p.get('python_version')}",
+def _provenance_section(run: RunResult, figure_errors: list[str]) -> list[str]:
+    p = run.provenance
+    settings = p.get("settings", {})
+    lines = ["## Provenance", ""]
+    if p.get("date"):
+        lines.append(f"- date: {p['date']}, git commit {p.get('git_commit') or 'unknown'}")
+    lines += [
+        f"- gainscale {p.get('gainscale_version')}; torch {p.get('torch_version') or 'not installed'}, "
+        f"transformers {p.get('transformers_version') or 'not installed'}, python {p.get('python_version')}",
         f"- command: `{escape_code(p.get('command', ''))}`",
-        f"- settings: suite {escape(str(p.get('suite')))}, device {p.get('device') or 'suite default'}, dtype {p.get('dtype') or 'suite default'}, "
-        f"prompts {escape(str(p.get('prompts')))} (sha256 {p.get('prompts_sha256', '')[:16]}), batch size {p.get('batch_size') or 'device default'}",
+        "- settings: " + ", ".join(f"{escape(k)} {escape(_setting(v))}" for k, v in settings.items()),
     ]
-    for source, models in p.get("sources", {}).items():
-        lines += ["", f"**{escape(source)}**:", ""] + _source_provenance(source, models)
+    for source in run.sources:
+        lines += ["", f"**{escape(source.name)}**:", ""] + _provenance_table(source.provenance)
     if figure_errors:
         lines += ["", "Figures that could not be drawn:", ""] + [f"- {escape(e)}" for e in figure_errors]
     return lines
 
 
-def _source_provenance(source: str, models: dict[str, dict]) -> list[str]:
-    if source == "published" or not models:
-        origin = next(iter(models.values()), {}).get("origin", "")
-        return [f"- {escape(origin)}"] if origin else ["- (nothing recorded)"]
-    rows = ["| Model | Obtained | dtype | Device | torch | transformers | Revision | Measured at |", "|---|---|---|---|---|---|---|---|"]
-    for model, m in models.items():
-        if "imported_from" in m:
-            rows.append(f"| {escape(model)} | imported from `{escape_code(m['imported_from'])}` (sha256 {m['file_sha256'][:12]}) | | | | | | {m['imported_at']} |")
-            continue
-        obtained = "from cache" if m.get("from_cache") else "measured in this run"
-        rows.append(
-            f"| {escape(model)} | {obtained} | {m.get('dtype')} | {escape(str(m.get('device')))} | {m.get('torch')} | "
-            f"{m.get('transformers')} | {str(m.get('resolved_revision'))[:12]} | {m.get('measured_at')} |"
-        )
+def _provenance_table(models: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per model, one column per thing its source says about how it was obtained."""
+    if not models:
+        return ["- (nothing recorded)"]
+    columns = list(dict.fromkeys(key for record in models.values() for key in record))
+    rows = ["| Model | " + " | ".join(escape(c) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for model, record in models.items():
+        rows.append(f"| {escape(model)} | " + " | ".join(escape(_setting(record.get(c))) for c in columns) + " |")
     return rows
+
+
+def _setting(value: Any) -> str:
+    return "default" if value is None else str(value)
 
 
 # ---------------------------------------------------------------------------- text helpers
@@ -316,9 +336,3 @@ def _number(value: Any) -> str:
 
 def _shorten(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-
-

@@ -1,280 +1,622 @@
-"""Gathering what the claims tests recorded into the results a report is written from.
+"""The typed result model: what a run of claims produced, from one test to the whole report.
 
-A test hands its numbers to pytest with ``record_property``; under pytest-xdist those
-properties travel with each report to the controller. :class:`ResultsCollector` folds every
-phase report of every claims test into one :class:`ClaimResult` per test and builds the
-``results.json`` structure. It reads only what the tests recorded: no torch, no models.
+Every claims test records one :class:`CaseRecord` (its claim, source, model, verdict and the
+numbers behind it); under pytest-xdist it travels to the controller as JSON and is rebuilt
+there, as pytest's own reports are. The collector folds the records and the test outcomes
+into a :class:`RunResult`, which the report, the figures, the baseline and the terminal
+summary all read by attribute. ``results.json`` is :meth:`RunResult.to_json`, versioned and
+described by ``gainscale/data/results.schema.json``; :func:`load_results` reads it back::
+
+    >>> run = gainscale.load_results("reports/results.json")          # doctest: +SKIP
+    >>> run.to_frame("claims")                                        # doctest: +SKIP
+
+This module imports neither torch nor the measuring code.
 """
 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .claims import CLAIMS
-from .prompts import PromptSet
-from .settings import Settings
+from .errors import ClaimDeclarationError, ResultsError
+from .stats import AlphaTest, PowerLawFit, TrendTest
+from .summary import ModelSummary
 
-#: outcomes as the report names them
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "regression")
+#: version of results.json; bump when a field changes meaning
+RESULTS_FORMAT = 2
+
+#: a test's outcome as the report names it
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "regression", "improvement")
+#: outcomes that are a claim failing
+FAILING = ("failed", "regression", "improvement", "xfailed")
+
+
+# ---------------------------------------------------------------------------- claims and verdicts
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """A claim's declaration as results carry it: everything the report needs, no code."""
+
+    id: str
+    #: the claim in one sentence, with the run's threshold values filled in
+    statement: str
+    #: ``model`` (one verdict per model) or ``suite`` (one across the models)
+    scope: str
+    #: where the claim is made, e.g. ``§3, §8.1``
+    where: str = ""
+    #: its number in that paper, e.g. ``3a``; orders the report
+    number: str | None = None
+    #: the thresholds it was tested against, by name
+    thresholds: dict[str, float] = field(default_factory=dict)
+    value_format: str = "{}"
+    threshold_format: str = "{}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.statement} ({self.where})" if self.where else self.statement
+
+    def describe_value(self, value: float | None) -> str:
+        return "" if value is None else self.value_format.format(f"{value:.4g}")
+
+    def describe_threshold(self, threshold: float | None) -> str:
+        return "" if threshold is None else self.threshold_format.format(f"{threshold:g}")
+
+    def order(self) -> tuple:
+        """Numbered claims first, by number; then by id."""
+        return (self.number is None, _natural(self.number or ""), self.id)
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClaimInfo:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A number a baseline holds steady, and its kind (which sets its tolerance)."""
+
+    #: ``gain``, ``alpha``, ``count``, ``p_value``, ``statistic`` or a kind of your own
+    kind: str
+    value: float
+
+    @classmethod
+    def of(cls, name: str, value: Any) -> Tracked:
+        """From a :class:`Tracked` or a ``(kind, value)`` pair; refuses anything else, naming it."""
+        if isinstance(value, Tracked):
+            return value
+        try:
+            kind, number = value
+            return cls(str(kind), float(number))
+        except (TypeError, ValueError):
+            raise ClaimDeclarationError(f"tracked number {name!r} must be (kind, value), not {value!r}") from None
+
+    def to_json(self) -> list:
+        return [self.kind, self.value]
+
+
+@dataclass(frozen=True, repr=False)
+class Verdict:
+    """A claim evaluated on some numbers.
+
+    Parameters
+    ----------
+    passed
+        True or False; None when the numbers do not allow a verdict (the test skips, saying why).
+    value
+        The number compared with the threshold.
+    threshold
+        What it was compared with.
+    message
+        The comparison in words and numbers: ``"pythia-6.9b: 31 of 32 ... = 96.875% < 97%"``.
+    tracked
+        Numbers a baseline holds steady, by name: ``Tracked(kind, value)`` or ``(kind, value)``;
+        the kind (``gain``, ``alpha``, ``count``, ``p_value``, ``statistic``, ...) sets the tolerance.
+    evidence
+        The statistics behind the verdict (a fit, a trend test), which the report lays out.
+    """
+
+    passed: bool | None
+    value: float | None
+    threshold: float | None
+    message: str
+    tracked: Mapping[str, Tracked] = field(default_factory=dict)
+    evidence: tuple = ()
+
+    def __post_init__(self):
+        if self.passed not in (True, False, None):
+            raise ClaimDeclarationError(f"a verdict's passed must be True, False or None, not {self.passed!r}")
+        object.__setattr__(self, "passed", None if self.passed is None else bool(self.passed))
+        object.__setattr__(self, "value", _number_or_none("value", self.value))
+        object.__setattr__(self, "threshold", _number_or_none("threshold", self.threshold))
+        object.__setattr__(self, "message", str(self.message))
+        object.__setattr__(self, "tracked", {str(n): Tracked.of(n, t) for n, t in dict(self.tracked).items()})
+        object.__setattr__(self, "evidence", tuple(self.evidence))
+        for item in self.evidence:
+            evidence_name(item)  # an unknown kind of evidence is refused here, not at the report
+
+    @property
+    def outcome(self) -> str:
+        return {True: "passed", False: "failed", None: "not evaluable"}[self.passed]
+
+    def __repr__(self) -> str:  # short: pytest prints it under a failed assert
+        return f"Verdict({self.outcome}, {self.value!r} vs {self.threshold!r})"
+
+    def evidence_of(self, kind: type) -> Any | None:
+        return next((e for e in self.evidence if isinstance(e, kind)), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "tracked": {name: t.to_json() for name, t in self.tracked.items()},
+            "evidence": [evidence_to_json(e) for e in self.evidence],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(
+            passed=data["passed"],
+            value=data["value"],
+            threshold=data["threshold"],
+            message=data["message"],
+            tracked={name: Tracked(*pair) for name, pair in data["tracked"].items()},
+            evidence=tuple(evidence_from_json(e) for e in data["evidence"]),
+        )
+
+
+def _number_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)  # numpy scalars too
+    except (TypeError, ValueError):
+        raise ClaimDeclarationError(f"a verdict's {name} must be a number or None, not {value!r}") from None
+    if isinstance(value, bool):
+        raise ClaimDeclarationError(f"a verdict's {name} must be a number or None, not {value!r}")
+    return number
+
+
+# ---------------------------------------------------------------------------- evidence
+
+#: the kinds of statistics a verdict can carry, by the name results.json gives them
+EVIDENCE_TYPES: dict[str, type] = {"power_law_fit": PowerLawFit, "alpha_test": AlphaTest, "trend_test": TrendTest}
+
+
+def register_evidence(name: str, kind: type) -> None:
+    """Let verdicts carry a new kind of statistic (a frozen dataclass with ``to_json``)."""
+    EVIDENCE_TYPES[name] = kind
+
+
+def evidence_name(item: Any) -> str:
+    for name, kind in EVIDENCE_TYPES.items():
+        if type(item) is kind:
+            return name
+    raise ClaimDeclarationError(
+        f"a verdict's evidence must be one of {', '.join(k.__name__ for k in EVIDENCE_TYPES.values())} "
+        f"(or a kind registered with gainscale.results.register_evidence), not {type(item).__name__}"
+    )
+
+
+def evidence_to_json(item: Any) -> dict[str, Any]:
+    data = item.to_json() if hasattr(item, "to_json") else _plain(item)
+    return {"type": evidence_name(item), **_jsonable(data)}
+
+
+def evidence_from_json(data: Mapping[str, Any]) -> Any:
+    kind = EVIDENCE_TYPES.get(data.get("type", ""))
+    if kind is None:
+        raise ResultsError(f"evidence of unknown type {data.get('type')!r}; known: {', '.join(EVIDENCE_TYPES)}")
+    if hasattr(kind, "from_json"):
+        return kind.from_json({k: v for k, v in data.items() if k != "type"})
+    return _build(kind, data)
+
+
+# ---------------------------------------------------------------------------- one test
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """A verdict set beside its baseline entry."""
+
+    #: ``same``, ``known_failing``, ``regression``, ``improvement``, ``drift``, ``new`` or ``missing``
+    status: str
+    message: str
+    #: the baseline's outcome and value (None for a test it does not have)
+    outcome: str | None = None
+    value: float | None = None
+
+    @property
+    def fails(self) -> bool:
+        return self.status in ("regression", "improvement", "drift", "new", "missing")
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineComparison:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the report says of a source, besides its numbers."""
+
+    name: str
+    #: the kind of source: ``published``, ``measured``, ``imported``, ...
+    kind: str
+    #: one sentence on where its numbers come from
+    description: str = ""
+    #: caveats a reader should know, e.g. the paper's own inconsistencies
+    notes: tuple[str, ...] = ()
+    #: the fit as the source itself recorded it, keyed as it keyed it; None if it has none
+    recorded_fit: dict[str, float] | None = None
+    #: what identifies its numbers (suite, dtype, prompts ...): a baseline is only valid for the same
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceInfo:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """What one claims test recorded: the case it is, and what it found (filled in as it runs)."""
+
+    claim: ClaimInfo
+    source: str
+    #: None for a cross-model claim
+    model: str | None
+    #: the test module's path, relative to the rootdir
+    module: str
+    verdict: Verdict | None = None
+    baseline: BaselineComparison | None = None
+    source_info: SourceInfo | None = None
+    #: the summaries the test read
+    models: tuple[ModelSummary, ...] = ()
+    #: per model, how its numbers were obtained
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: why the source could not give the numbers here (nothing cached and no device, ...)
+    unavailable: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim.to_json(),
+            "source": self.source,
+            "model": self.model,
+            "module": self.module,
+            "unavailable": self.unavailable,
+            "verdict": self.verdict.to_json() if self.verdict else None,
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "source_info": self.source_info.to_json() if self.source_info else None,
+            "models": [m.to_json() for m in self.models],
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaseRecord:
+        return cls(
+            claim=ClaimInfo.from_json(data["claim"]),
+            source=data["source"],
+            model=data["model"],
+            module=data["module"],
+            verdict=_maybe(Verdict, data["verdict"]),
+            baseline=_maybe(BaselineComparison, data["baseline"]),
+            source_info=_maybe(SourceInfo, data["source_info"]),
+            models=tuple(ModelSummary.from_json(m) for m in data["models"]),
+            provenance=data["provenance"],
+            unavailable=data["unavailable"],
+        )
 
 
 @dataclass(frozen=True)
 class ClaimResult:
     """One claims test's outcome and numbers."""
 
-    claim: str
+    claim: ClaimInfo
     #: test name with its parameters, e.g. ``test_attention_contractive[published-pythia-6.9b]``
     test: str
+    #: the test module's path, relative to the rootdir
+    module: str
     source: str
     #: None for a cross-model claim
     model: str | None
     #: one of :data:`OUTCOMES`
     outcome: str
+    #: the verdict itself (``passed`` / ``failed``), whatever the baseline made of the test;
+    #: None when none was reached (skipped, or an error before it)
+    verdict: str | None = None
     value: float | None = None
     threshold: float | None = None
     #: the verdict's numbers, or the reason of a skip, or the error
     message: str = ""
-    #: the baseline's outcome and value for this test, when a baseline was compared
-    baseline: dict[str, Any] | None = None
-    #: the verdict itself (``passed`` / ``failed``), whatever the baseline made of the test
-    verdict: str | None = None
-    #: the numbers a baseline keeps: name -> [kind, value]
-    tracked: dict[str, Any] = field(default_factory=dict)
+    tracked: dict[str, Tracked] = field(default_factory=dict)
+    evidence: tuple = ()
+    baseline: BaselineComparison | None = None
+    #: why the source could not give the numbers here; None when it could
+    unavailable: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome in FAILING
+
+    def evidence_of(self, kind: type) -> Any | None:
+        return next((e for e in self.evidence if isinstance(e, kind)), None)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _TestRecord:
-    """What is known of one test so far, phase by phase."""
-
-    properties: dict[str, Any] = field(default_factory=dict)
-    outcome: str = "passed"
-    message: str = ""
-    ran_call: bool = False
-
-
-class ResultsCollector:
-    """Folds phase reports of claims tests into results; see :meth:`add_phase`."""
-
-    def __init__(self):
-        self._tests: dict[str, _TestRecord] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._tests)
-
-    def add_phase(self, test: str, when: str, outcome: str, properties, message: str = "", xfailed: bool = False) -> None:
-        """Fold in one phase report.
-
-        Parameters
-        ----------
-        test
-            The test's name with its parameters.
-        when
-            ``setup``, ``call`` or ``teardown``.
-        outcome
-            pytest's phase outcome: ``passed``, ``failed`` or ``skipped``.
-        properties
-            The test's user properties so far (pairs of name and value).
-        message
-            The skip reason or failure text of this phase, if any.
-        xfailed
-            Whether pytest reported the phase as an expected failure.
-        """
-        record = self._tests.setdefault(test, _TestRecord())
-        record.properties.update({name: value for name, value in properties})
-        if when == "call":
-            record.ran_call = True
-        if xfailed:
-            record.outcome, record.message = "xfailed", message
-        elif outcome == "failed" and record.outcome != "failed":
-            prefix = "" if when == "call" else f"error in {when}: "
-            record.outcome, record.message = "failed", prefix + message
-        elif outcome == "skipped" and record.outcome == "passed":
-            record.outcome, record.message = "skipped", message
-
-    def claim_results(self) -> list[ClaimResult]:
-        """One result per test: in the claims' order, then by source, then by model size."""
-        results = [self._result(test, record) for test, record in self._tests.items()]
-        order = list(CLAIMS)
-        sizes = {(source, m["model"]): m["n_params"] for source, models in self.models().items() for m in models}
-
-        def position(r: ClaimResult):
-            return (order.index(r.claim), source_order(r.source), sizes.get((r.source, r.model), float("inf")), r.test)
-
-        return sorted(results, key=position)
-
-    def _result(self, test: str, record: _TestRecord) -> ClaimResult:
-        p = record.properties
-        outcome, message = record.outcome, record.message
-        if outcome in ("passed", "failed", "xfailed") and "message" in p:
-            message = p["message"]  # the verdict's own words, not the assertion's traceback
-        baseline = _json(p.get("gainscale_baseline"))
-        if baseline and baseline.get("status") in ("regression", "improvement", "drift") and outcome == "failed":
-            outcome, message = "regression", baseline["message"]
-        elif baseline and outcome == "failed":  # a test the baseline lacks
-            message = baseline["message"]
-        verdict = _json(p.get("gainscale_verdict")) or {}
-        return ClaimResult(
-            claim=p["claim"],
-            test=test,
-            source=p["source"],
-            model=p.get("model") or None,
-            outcome=outcome,
-            value=_number(p.get("value")),
-            threshold=_number(p.get("threshold")),
-            message=message,
-            baseline=baseline,
-            verdict={True: "passed", False: "failed"}.get(verdict.get("passed")),
-            tracked=verdict.get("tracked", {}),
-        )
-
-    def models(self) -> dict[str, list[dict]]:
-        """Per source, every model summary the tests used, smallest first."""
-        by_source: dict[str, dict[str, dict]] = {}
-        for record in self._tests.values():
-            for summary in _json(record.properties.get("gainscale_summaries")) or []:
-                summary = {k: v for k, v in summary.items() if k != "origin"}  # origin is provenance
-                by_source.setdefault(record.properties["source"], {})[summary["model"]] = summary
-        return {source: sorted(models.values(), key=lambda m: m["n_params"]) for source, models in sorted(by_source.items())}
-
-    def details(self, claim: str, key: str) -> dict[str, dict]:
-        """Per source, a detail (``fit``, ``trend``, ``alpha_test``) the verdicts of ``claim`` recorded."""
-        found = {}
-        for record in self._tests.values():
-            verdict = _json(record.properties.get("gainscale_verdict"))
-            if verdict and verdict["claim"] == claim and key in verdict["details"]:
-                found[record.properties["source"]] = verdict["details"][key]
-        return dict(sorted(found.items()))
-
-    def property_by_source(self, name: str) -> dict[str, Any]:
-        """Per source, a JSON property any of its tests recorded (e.g. ``gainscale_recorded_fit``)."""
-        found = {}
-        for record in self._tests.values():
-            value = _json(record.properties.get(name))
-            if value is not None:
-                found[record.properties["source"]] = value
-        return dict(sorted(found.items()))
-
-    def provenance_by_source(self) -> dict[str, dict[str, dict]]:
-        """Per source and model, how its numbers were obtained."""
-        found: dict[str, dict[str, dict]] = {}
-        for record in self._tests.values():
-            for model, provenance in (_json(record.properties.get("gainscale_provenance")) or {}).items():
-                found.setdefault(record.properties["source"], {})[model] = provenance
-        return {source: dict(sorted(models.items())) for source, models in sorted(found.items())}
-
-    def results(self, provenance: dict[str, Any]) -> dict[str, Any]:
-        """The ``results.json`` structure."""
-        fits = self.details("scaling_law_significant", "fit") | self.details("scaling_exponent_matches", "fit")
         return {
-            "claims": [r.to_json() for r in self.claim_results()],
-            "fits": {source: _fit_summary(fit) for source, fit in sorted(fits.items())},
-            "alpha_tests": self.details("scaling_exponent_matches", "alpha_test"),
-            "trends": self.details("mlp_contraction_falls", "trend"),
-            "recorded_fits": self.property_by_source("gainscale_recorded_fit"),
-            "models": self.models(),
-            "provenance": {**provenance, "sources": self.provenance_by_source()},
+            "claim": self.claim.to_json(),
+            "test": self.test,
+            "module": self.module,
+            "source": self.source,
+            "model": self.model,
+            "outcome": self.outcome,
+            "verdict": self.verdict,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "tracked": {name: t.to_json() for name, t in self.tracked.items()},
+            "evidence": [evidence_to_json(e) for e in self.evidence],
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "unavailable": self.unavailable,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClaimResult:
+        return cls(
+            claim=ClaimInfo.from_json(data["claim"]),
+            test=data["test"],
+            module=data["module"],
+            source=data["source"],
+            model=data["model"],
+            outcome=data["outcome"],
+            verdict=data["verdict"],
+            value=data["value"],
+            threshold=data["threshold"],
+            message=data["message"],
+            tracked={name: Tracked(*pair) for name, pair in data["tracked"].items()},
+            evidence=tuple(evidence_from_json(e) for e in data["evidence"]),
+            baseline=_maybe(BaselineComparison, data["baseline"]),
+            unavailable=data["unavailable"],
+        )
 
-def source_order(source: str) -> tuple[int, str]:
-    """published, then measured, then imported sets by name."""
-    return ({"published": 0, "measured": 1}.get(source, 2), source)
+
+# ---------------------------------------------------------------------------- sources and the run
 
 
-def labels_from_test_name(test: str, sources: list[str]) -> list[tuple[str, str]] | None:
-    """Claim, source and model from a name like ``test_final_mlp_expands[published-pythia-70m]``.
+@dataclass(frozen=True)
+class SourceResult:
+    """One source as the run saw it: what it is, the models its tests read, how they were obtained."""
 
-    For a test whose report carries no properties, e.g. one on a pytest-xdist worker that
-    crashed: it is still reported, as the failure it is. None for a test that is no claim's.
+    info: SourceInfo
+    #: smallest first
+    models: tuple[ModelSummary, ...] = ()
+    #: per model, how its numbers were obtained
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def model(self, name: str) -> ModelSummary | None:
+        return next((m for m in self.models if m.model == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"info": self.info.to_json(), "models": [m.to_json() for m in self.models], "provenance": self.provenance}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceResult:
+        return cls(SourceInfo.from_json(data["info"]), tuple(ModelSummary.from_json(m) for m in data["models"]), data["provenance"])
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A run that did not finish: interrupted (Ctrl-C) or stopped early (``-x``, ``--maxfail``)."""
+
+    #: ``interrupted`` or ``stopped early``
+    reason: str
+    #: the claims tests that were collected and did not run
+    not_run: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Interruption:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class BaselineSummary:
+    """What the run made of its baseline, beyond each test's comparison."""
+
+    file: str
+    #: tests this run evaluated that the baseline has no entry for
+    not_in_baseline: tuple[str, ...] = ()
+    #: baseline entries no test of this run evaluated
+    not_run: tuple[str, ...] = ()
+    #: what ``--gainscale-update-baseline`` did: counts of entries written, kept and removed
+    written: dict[str, int] | None = None
+    #: entries an update removed because their tests no longer exist
+    removed: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineSummary:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a claims run produced: ``results.json`` as objects."""
+
+    #: where, when and with what the run happened (versions, command, settings)
+    provenance: dict[str, Any]
+    claims: tuple[ClaimResult, ...] = ()
+    #: in the order the run named them
+    sources: tuple[SourceResult, ...] = ()
+    interruption: Interruption | None = None
+    baseline: BaselineSummary | None = None
+    #: every claim the run declared, whether or not a test of it was selected
+    declared: tuple[ClaimInfo, ...] = ()
+    format: int = RESULTS_FORMAT
+
+    def source(self, name: str) -> SourceResult | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def claims_of(self, source: str) -> list[ClaimResult]:
+        return [c for c in self.claims if c.source == source]
+
+    def claim_infos(self) -> list[ClaimInfo]:
+        """Every claim declared or with a result, in report order."""
+        infos = {c.id: c for c in self.declared} | {c.claim.id: c.claim for c in self.claims}
+        return sorted(infos.values(), key=ClaimInfo.order)
+
+    def evidence(self, source: str, kind: type) -> Any | None:
+        """The first piece of evidence of ``kind`` any verdict on ``source`` carried."""
+        return next((e for c in self.claims_of(source) for e in c.evidence if isinstance(e, kind)), None)
+
+    @property
+    def outcome_counts(self) -> dict[str, int]:
+        return {o: n for o in OUTCOMES if (n := sum(c.outcome == o for c in self.claims))}
+
+    def with_baseline(self, baseline: BaselineSummary | None) -> RunResult:
+        return replace(self, baseline=baseline)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gainscale_results": self.format,
+            "provenance": self.provenance,
+            "outcomes": self.outcome_counts,
+            "interruption": self.interruption.to_json() if self.interruption else None,
+            "claims": [c.to_json() for c in self.claims],
+            "sources": [s.to_json() for s in self.sources],
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "declared": [c.to_json() for c in self.declared],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunResult:
+        if not isinstance(data, Mapping) or data.get("gainscale_results") != RESULTS_FORMAT:
+            found = data.get("gainscale_results") if isinstance(data, Mapping) else type(data).__name__
+            raise ResultsError(f"not gainscale results of format {RESULTS_FORMAT} (found {found!r})")
+        return cls(
+            provenance=data["provenance"],
+            claims=tuple(ClaimResult.from_json(c) for c in data["claims"]),
+            sources=tuple(SourceResult.from_json(s) for s in data["sources"]),
+            interruption=_maybe(Interruption, data["interruption"]),
+            baseline=_maybe(BaselineSummary, data["baseline"]),
+            declared=tuple(ClaimInfo.from_json(c) for c in data["declared"]),
+        )
+
+    # ------------------------------------------------------------------ for notebooks
+
+    def to_frame(self, table: str = "claims"):
+        """A pandas DataFrame of ``claims`` (one row per test), ``models`` (one row per source
+        and model) or ``layers`` (per-layer gains in long form: source, model, layer, module, gain).
+
+        Example
+        -------
+        >>> run.to_frame("layers").pivot_table(index="layer", columns="model", values="gain")  # doctest: +SKIP
+        """
+        rows = {"claims": self._claim_rows, "models": self._model_rows, "layers": self._layer_rows}
+        if table not in rows:
+            raise ValueError(f"no table {table!r}; choose one of {', '.join(rows)}")
+        import pandas as pd
+
+        return pd.DataFrame(list(rows[table]()))
+
+    def _claim_rows(self) -> Iterable[dict]:
+        for c in self.claims:
+            yield {"claim": c.claim.id, "statement": c.claim.statement, "scope": c.claim.scope, "source": c.source,
+                   "model": c.model, "test": c.test, "outcome": c.outcome, "verdict": c.verdict, "value": c.value,
+                   "threshold": c.threshold, "message": c.message}
+
+    def _model_rows(self) -> Iterable[dict]:
+        for source in self.sources:
+            for m in source.models:
+                yield {"source": source.name, **m.table_row()}
+
+    def _layer_rows(self) -> Iterable[dict]:
+        for source in self.sources:
+            for m in source.models:
+                for row in m.layer_rows():
+                    yield {"source": source.name, **row}
+
+
+def load_results(path: str | Path) -> RunResult:
+    """Read a ``results.json`` back as a :class:`RunResult`.
+
+    Raises
+    ------
+    ResultsError
+        Naming the file when it is missing, not JSON, or not gainscale results of this format.
     """
-    function, _, params = test.partition("[")
-    claim = function.removeprefix("test_")
-    params = params.rstrip("]")
-    if claim not in CLAIMS or not params:
-        return None
-    for source in sorted(sources, key=len, reverse=True):  # the longest source name that fits
-        if params == source or params.startswith(source + "-"):
-            return [("claim", claim), ("source", source), ("model", params[len(source) + 1 :])]
-    return None
-
-
-def summary_lines(results: list[ClaimResult], width: int = 110) -> list[str]:
-    """One line per claim and source: the verdict, or for per-model claims the tally and what fails."""
-    groups: dict[tuple[str, str], list[ClaimResult]] = {}
-    for result in results:
-        groups.setdefault((result.claim, result.source), []).append(result)
-    lines = []
-    for (claim, source), group in groups.items():
-        if group[0].model is None:
-            text = f"{group[0].outcome}: {group[0].message}"
-        else:
-            tally = {o: sum(r.outcome == o for r in group) for o in OUTCOMES}
-            text = ", ".join(f"{n} {o}" for o, n in tally.items() if n)
-            bad = [r.message for r in group if r.outcome in ("failed", "regression", "xfailed")]
-            text += f": {'; '.join(bad)}" if bad else ""
-        line = f"{claim:<25} {source:<10} {text}"
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
-    return lines
-
-
-def run_provenance(root: Path, settings: Settings, prompts: PromptSet, command: str) -> dict[str, Any]:
-    """Where, when and with what a run happened; versions are read without importing torch."""
-    from . import __version__
-
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "gainscale_version": __version__,
-        "git_commit": _git_commit(root),
-        "torch_version": _installed_version("torch"),
-        "transformers_version": _installed_version("transformers"),
-        "python_version": platform.python_version(),
-        "command": command,
-        "suite": settings.suite,
-        "device": settings.device,
-        "dtype": settings.dtype,
-        "batch_size": settings.batch_size,
-        "prompts": prompts.name,
-        "prompts_sha256": prompts.sha256,
-    }
-
-
-def _git_commit(root: Path) -> str | None:
+    path = Path(path)
     try:
-        result = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
-def _installed_version(distribution: str) -> str | None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path}: cannot read results ({error})") from None
     try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+        return RunResult.from_json(data)
+    except ResultsError as error:
+        raise ResultsError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ResultsError(f"{path}: malformed results ({type(error).__name__}: {error})") from None
 
 
-def _fit_summary(fit: dict[str, Any]) -> dict[str, Any]:
-    keys = ("alpha", "alpha_stderr", "intercept", "intercept_stderr", "r_squared", "p_value", "n_models", "alpha_ci95", "loo_alpha", "models", "log_params", "log_gains")
-    return {key: fit[key] for key in keys if key in fit}
+# ---------------------------------------------------------------------------- helpers
 
 
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, (dict, list)):
-        return value
-    return json.loads(value)
+def _plain(obj: Any) -> dict[str, Any]:
+    """A flat frozen dataclass as JSON-ready data: tuples become lists."""
+    return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
 
 
-def _number(value: Any) -> float | None:
-    if value is None or value == "None":
-        return None
-    return float(value)
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if is_dataclass(value):
+        return _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    """A flat frozen dataclass from :func:`_plain` data: lists become tuples where the field is one."""
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            values[f.name] = tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+    return cls(**values)
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+def _maybe(cls: Any, data: Mapping[str, Any] | None) -> Any:
+    return None if data is None else cls.from_json(data)
+
+
+def _natural(text: str) -> tuple:
+    """``"3a"`` -> ``(3, "a")``: numbers order as numbers, ``10`` after ``9``."""
+    digits = "".join(c for c in text if c.isdigit())
+    return (int(digits) if digits else math.inf, text)

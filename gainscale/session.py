@@ -1,38 +1,42 @@
-"""One run of the claims: the settings, the sources chosen and the thresholds, evaluated lazily.
+"""One run of the claims: its settings, sources, thresholds and baseline, evaluated lazily.
 
 The pytest plugin creates one :class:`ClaimSession` per test session and asks it which cases
-to parametrize and for each case's numbers; nothing here knows pytest.
+to parametrize, for each case's numbers, and what the baseline makes of each verdict; nothing
+here knows pytest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from typing import Any
 
-from .baseline import Baseline, Comparison, Tolerances
-from .claims import Thresholds, Verdict
-from .errors import UnknownNameError
-from .progress import progress_bar
+from .baseline import Baseline, Tolerances
+from .claims import Claim, Conditions
+from .errors import ClaimDeclarationError, OptionError
 from .measurer import Measurer
+from .progress import progress_bar
+from .results import BaselineComparison, ClaimInfo, Verdict
 from .settings import Settings
-from .sources import MEASURED, PUBLISHED, Unavailable, known_source_names, open_source
+from .sources import Source, Unavailable, default_source_names, open_source
 from .suites import Suite, load_suite
 from .summary import ModelSummary
 
-DEFAULT_SOURCES = (PUBLISHED, MEASURED)
-
 
 @dataclass(frozen=True)
-class ModelCase:
-    """A per-model claim's parameter: which source, which model, and whether it needs a GPU."""
+class Case:
+    """One parametrization of a claims test: a source, and a model for per-model claims."""
 
     source: str
-    model: str
+    #: None for a cross-model claim
+    model: str | None
     needs_gpu: bool
 
     @property
     def id(self) -> str:
-        return f"{self.source}-{self.model}"
+        return self.source if self.model is None else f"{self.source}-{self.model}"
 
 
 @dataclass
@@ -40,19 +44,19 @@ class ClaimSession:
     """The sources a run evaluates the claims on, under one set of settings and thresholds."""
 
     settings: Settings = field(default_factory=Settings)
-    source_names: tuple[str, ...] = DEFAULT_SOURCES
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: the sources named by the run; empty for the default ones
+    source_names: tuple[str, ...] = ()
+    #: threshold values the run sets, by name, overriding the claims' defaults
+    threshold_overrides: Mapping[str, float] = field(default_factory=dict)
     #: the baseline verdicts are compared with; None for none
     baseline: Baseline | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
     #: record this run as the new baseline instead of comparing with it
     update_baseline: bool = False
-
-    def compare(self, test: str, verdict: Verdict) -> Comparison | None:
-        """The verdict of ``test`` beside the baseline, or None when there is nothing to compare."""
-        if self.baseline is None or self.update_baseline or verdict.passed is None:
-            return None
-        return self.baseline.compare(test, verdict, self.tolerances)
+    #: a test whose numbers cannot be had fails instead of skipping
+    require_measured: bool = False
+    #: every claim declared so far, by id
+    claims: dict[str, Claim] = field(default_factory=dict)
 
     @cached_property
     def suite(self) -> Suite:
@@ -63,28 +67,48 @@ class ClaimSession:
         return Measurer(self.suite, self.settings)
 
     @cached_property
-    def sources(self) -> dict:
-        """Each chosen source by name; an unknown name raises, listing the known ones."""
-        known = known_source_names(self.settings.cache_dir)
-        for name in self.source_names:
-            if name not in known:
-                raise UnknownNameError(
-                    "source", name, known, where=f"(cache {self.settings.cache_dir})",
-                    hint="Import a notebook file first: gainscale import-notebook FILE --name NAME.",
-                )
-        return {name: open_source(name, self.measurer) for name in dict.fromkeys(self.source_names)}
+    def sources(self) -> dict[str, Source]:
+        """Every source of the run, by name; an unknown name raises, naming the known ones."""
+        names = self.source_names or tuple(default_source_names(self.measurer))
+        return {name: open_source(name, self.measurer) for name in dict.fromkeys(names)}
 
-    def model_cases(self) -> list[ModelCase]:
-        """Every (source, model) a per-model claim is tested on."""
-        return [
-            ModelCase(name, model, source.needs_gpu())
-            for name, source in self.sources.items()
-            for model in source.model_names()
-        ]
+    # ------------------------------------------------------------------ claims
 
-    def suite_cases(self) -> list[tuple[str, bool]]:
-        """Every (source, needs GPU) a cross-model claim is tested on."""
-        return [(name, source.needs_gpu()) for name, source in self.sources.items()]
+    def declare(self, claim: Claim) -> Claim:
+        """Register ``claim``; the same id declared differently is refused, naming the difference."""
+        known = self.claims.setdefault(claim.id, claim)
+        if known != claim:
+            differences = ", ".join(f"{f.name} {getattr(known, f.name)!r} vs {getattr(claim, f.name)!r}"
+                                    for f in fields(Claim) if f.compare and getattr(known, f.name) != getattr(claim, f.name))
+            raise ClaimDeclarationError(f"claim {claim.id!r} is declared twice, differently ({differences}); "
+                                        "give each claim its own id, or share one Claim object")
+        return claim
+
+    def conditions(self, claim: Claim) -> Conditions:
+        """The claim's thresholds, with the run's overrides applied."""
+        return Conditions({name: self.threshold_overrides.get(name, value) for name, value in claim.thresholds.items()})
+
+    def claim_info(self, claim: Claim) -> ClaimInfo:
+        return claim.info(self.conditions(claim))
+
+    def unknown_threshold_overrides(self) -> list[str]:
+        """Overrides that name no threshold of any declared claim, with the closest known name."""
+        known = sorted({name for claim in self.claims.values() for name in claim.thresholds})
+        lines = []
+        for name in sorted(set(self.threshold_overrides) - set(known)):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"--gainscale-threshold {name}: no claim of this run has a threshold {name!r}{hint} "
+                         f"Known: {', '.join(known) or '(none)'}")
+        return lines
+
+    # ------------------------------------------------------------------ cases and numbers
+
+    def cases(self, scope: str) -> list[Case]:
+        """Every (source, model) a per-model claim is tested on, or every source for a cross-model one."""
+        if scope == "model":
+            return [Case(name, model, s.needs_gpu()) for name, s in self.sources.items() for model in s.model_names()]
+        return [Case(name, None, s.needs_gpu()) for name, s in self.sources.items()]
 
     def summary(self, source: str, model: str) -> ModelSummary:
         """One model's numbers; raises :class:`Unavailable` saying why and what to do."""
@@ -94,7 +118,8 @@ class ClaimSession:
         """Every model of ``source``, smallest first; raises :class:`Unavailable` naming the missing."""
         found, missing = [], []
         models = self.sources[source].model_names()
-        with progress_bar(len(models), f"{source} models", "model", self.settings.progress and source == MEASURED) as bar:
+        # the bar shows only after two seconds: for a table it never does, for measuring it says how far
+        with progress_bar(len(models), f"{source} models", "model", self.settings.progress) as bar:
             for model in models:
                 try:
                     found.append(self.summary(source, model))
@@ -106,8 +131,54 @@ class ClaimSession:
             raise Unavailable(f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}): {missing[0][1]}")
         return sorted(found, key=lambda s: s.n_params)
 
-    def provenance(self, source: str, model: str | None = None) -> dict:
-        return self.sources[source].provenance(model)
+    def provenance(self, source: str, models: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {model: self.sources[source].provenance(model) for model in models}
 
-    def recorded_fit(self, source: str):
-        return self.sources[source].recorded_fit()
+    # ------------------------------------------------------------------ the baseline
+
+    def comparing(self) -> bool:
+        return self.baseline is not None and not self.update_baseline
+
+    def setting_differences(self) -> list[str]:
+        """Why this run's settings do not match the baseline's (empty when they do, or without one)."""
+        if not self.comparing():
+            return []
+        identities = {name: source.info().identity for name, source in self.sources.items()}
+        lines = self.baseline.setting_differences(identities)
+        for claim_id, recorded in self.baseline.thresholds.items():
+            for name, value in sorted(recorded.items()):
+                if name in self.threshold_overrides and self.threshold_overrides[name] != value:
+                    lines.append(f"claim {claim_id}: made with threshold {name} = {value:g}, this run "
+                                 f"{self.threshold_overrides[name]:g}: pass --gainscale-threshold {name}={value:g}, "
+                                 "or --gainscale-update-baseline to replace it")
+        return lines
+
+    def compare(self, test: str, claim: ClaimInfo, verdict: Verdict) -> BaselineComparison | None:
+        """The verdict of ``test`` beside the baseline, or None when there is nothing to compare."""
+        if not self.comparing():
+            return None
+        changed = self.baseline.threshold_differences(claim)
+        if changed:
+            return BaselineComparison("settings", "; ".join(changed))
+        if verdict.passed is None:
+            return self.baseline.missing(test, verdict.message)
+        return self.baseline.compare(test, verdict, self.tolerances)
+
+    def missing(self, test: str, reason: str) -> BaselineComparison | None:
+        """A test the baseline holds whose numbers could not be had this run."""
+        return self.baseline.missing(test, reason) if self.comparing() else None
+
+
+def parse_threshold_overrides(lines: Iterable[str]) -> dict[str, float]:
+    """``["name=value", ...]`` (from ``--gainscale-threshold`` or the ini key) as a dict."""
+    overrides = {}
+    for line in lines:
+        name, equals, value = str(line).partition("=")
+        name, value = name.strip(), value.strip()
+        try:
+            if not equals or not name:
+                raise ValueError
+            overrides[name] = float(value)
+        except ValueError:
+            raise OptionError(f"--gainscale-threshold {line!r}: write NAME=VALUE with a number, e.g. trend_p_max=0.05") from None
+    return overrides

@@ -1,14 +1,23 @@
-"""What every claim is evaluated on: one model's summary, whatever source it came from."""
+"""What every claim is evaluated on: one model's numbers, whatever source they came from."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
+
+#: the two sublayers, as per-layer data name them
+MODULES = ("attention", "mlp")
 
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """One model's numbers as a claim sees them, from the paper, a measurement or an import."""
+    """One model's numbers as a claim sees them, from the paper, a measurement or an import.
+
+    Every source gives the four numbers the paper tabulates; sources that measured the model
+    give its per-layer gains too, and measured ones each prompt's gain at each layer.
+    """
 
     #: model name, e.g. ``pythia-6.9b``
     model: str
@@ -24,8 +33,15 @@ class ModelSummary:
     #: per-layer gains, where the source has them
     attn_gains: tuple[float, ...] | None = None
     mlp_gains: tuple[float, ...] | None = None
-    #: where the numbers came from: ``published``, ``cache``, ``measured`` or ``imported``
-    origin: str = ""
+    #: ``attn_prompt_gains[layer][prompt]``: each prompt's gain, where the source kept them
+    attn_prompt_gains: tuple[tuple[float, ...], ...] | None = None
+    mlp_prompt_gains: tuple[tuple[float, ...], ...] | None = None
+    #: parameters in the input embedding and an untied output embedding; None if unknown
+    n_embedding_params: int | None = None
+    #: the config's ``model_type`` (``gpt_neox``, ``llama``, ...), where known
+    architecture: str | None = None
+    #: what a gain is measured against (see ``gainscale.measurement.GAIN_DEFINITIONS``)
+    gain_definition: str = "paper"
 
     @property
     def attn_contracting_pct(self) -> float | None:
@@ -35,24 +51,52 @@ class ModelSummary:
     def mlp_contracting_pct(self) -> float | None:
         return _percent(self.mlp_contracting, self.n_layers)
 
+    @property
+    def has_layers(self) -> bool:
+        return self.attn_gains is not None or self.mlp_gains is not None
+
+    def gains(self, module: str) -> tuple[float, ...] | None:
+        """Per-layer gains of ``attention`` or ``mlp``."""
+        return {"attention": self.attn_gains, "mlp": self.mlp_gains}[module]
+
+    def prompt_gains(self, module: str) -> tuple[tuple[float, ...], ...] | None:
+        """``[layer][prompt]`` gains of ``attention`` or ``mlp``, where the source kept them."""
+        return {"attention": self.attn_prompt_gains, "mlp": self.mlp_prompt_gains}[module]
+
+    # ------------------------------------------------------------------ tables
+
+    def table_row(self) -> dict[str, Any]:
+        """The paper's numbers of this model as one flat row (for a DataFrame)."""
+        return {
+            "model": self.model, "n_params": self.n_params, "n_layers": self.n_layers,
+            "final_mlp_gain": self.final_mlp_gain, "attn_contracting": self.attn_contracting,
+            "mlp_contracting": self.mlp_contracting, "attn_contracting_pct": self.attn_contracting_pct,
+            "mlp_contracting_pct": self.mlp_contracting_pct, "architecture": self.architecture,
+            "gain_definition": self.gain_definition,
+        }
+
+    def layer_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per layer and module with its gain (long form); nothing without per-layer gains."""
+        for module in MODULES:
+            for layer, gain in enumerate(self.gains(module) or ()):
+                yield {"model": self.model, "n_params": self.n_params, "layer": layer,
+                       "depth": layer / max(self.n_layers - 1, 1), "module": module, "gain": gain}
+
+    # ------------------------------------------------------------------ JSON
+
     def to_json(self) -> dict[str, Any]:
         """Fields, plus the contracting percentages (derived, for readers of results.json)."""
-        data = asdict(self)
-        for key in ("attn_gains", "mlp_gains"):
-            data[key] = list(data[key]) if data[key] is not None else None
+        data = {f.name: _lists(getattr(self, f.name)) for f in fields(self)}
         data.update(attn_contracting_pct=self.attn_contracting_pct, mlp_contracting_pct=self.mlp_contracting_pct)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSummary:
-        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("attn_gains", "mlp_gains"):
-            if data.get(key) is not None:
-                data[key] = tuple(data[key])
-        return cls(**data)
+        values = {k: _tuples(v) for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**values)
 
     @classmethod
-    def from_gains(cls, model: str, n_params: int, attn_gains, mlp_gains, origin: str) -> ModelSummary:
+    def from_gains(cls, model: str, n_params: int, attn_gains, mlp_gains, **extra: Any) -> ModelSummary:
         """Summarise per-layer gains: contracting counts and the final MLP gain follow from them."""
         attn, mlp = tuple(attn_gains), tuple(mlp_gains)
         return cls(
@@ -64,9 +108,29 @@ class ModelSummary:
             mlp_contracting=sum(g < 1 for g in mlp),
             attn_gains=attn,
             mlp_gains=mlp,
-            origin=origin,
+            **extra,
         )
+
+    @classmethod
+    def from_prompt_gains(cls, model: str, n_params: int, attn: Sequence[Sequence[float]], mlp: Sequence[Sequence[float]],
+                          **extra: Any) -> ModelSummary:
+        """Summarise each prompt's gains: a layer's gain is their mean over the prompts."""
+        attn_rows = tuple(tuple(row) for row in attn)
+        mlp_rows = tuple(tuple(row) for row in mlp)
+        return cls.from_gains(model, n_params, map(_mean, attn_rows), map(_mean, mlp_rows), attn_prompt_gains=attn_rows, mlp_prompt_gains=mlp_rows, **extra)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
 
 
 def _percent(count: int | None, total: int) -> float | None:
     return None if count is None else 100.0 * count / total
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -1,18 +1,23 @@
-"""Baselines: same state green, flips and drifts fail, known failures xfail, nothing silent."""
+"""Baselines: same state green, flips and drifts fail, known failures xfail, other settings
+refused before anything runs, skips never pass for verdicts, and nothing silent."""
 
 from __future__ import annotations
 
 import json
+from glob import escape
 
 import pytest
-from helpers import claims_project
+from helpers import claims_project, notebook_file, synthetic_rows
 
-from gainscale.baseline import Baseline, Tolerances
-from gainscale.claims import final_mlp_expands
+from gainscale.baseline import Baseline, BaselineEntry, Tolerances
+from gainscale.cli import main as gainscale_cli
 from gainscale.errors import BaselineError
+from gainscale.paper import final_mlp_expands
 from gainscale.summary import ModelSummary
 
 ODD_PROMPTS = "Numbers: 1 2 3 4 5 6 7 8 9 10 11 12.\nZzz qqq xxx!!! ???\nA\n"
+XS = "claims/test_final_mlp_expands.py::test_final_mlp_expands[measured-tiny-xs]"
+L = "claims/test_final_mlp_expands.py::test_final_mlp_expands[measured-tiny-l]"
 
 
 @pytest.fixture
@@ -36,87 +41,146 @@ def outcomes(pytester) -> dict[str, dict]:
     return {c["test"]: c for c in json.loads((pytester.path / "reports" / "results.json").read_text())["claims"]}
 
 
+def edit_baseline(pytester, change) -> None:
+    path = pytester.path / "baseline.json"
+    baseline = json.loads(path.read_text())
+    change(baseline)
+    path.write_text(json.dumps(baseline))
+
+
 def test_same_state_is_green_and_known_failures_are_xfail(project):
     written = run(project, "--gainscale-update-baseline")
-    written.stdout.fnmatch_lines(["baseline written: *baseline.json (30 tests)"])
+    written.stdout.fnmatch_lines(["baseline written: baseline.json (30 entries written, 0 kept, 0 removed)"])
     baseline = json.loads((project.path / "baseline.json").read_text())
-    assert baseline["tests"]["test_final_mlp_expands[measured-tiny-xs]"]["outcome"] == "failed"
-    assert set(baseline["models"]) == {"published", "measured"} and "alpha" in baseline["fits"]["measured"]
+    assert baseline["tests"][XS]["outcome"] == "failed" and baseline["tests"][XS]["module"] == "claims/test_final_mlp_expands.py"
+    measured = baseline["sources"]["measured"]["identity"]
+    assert {measured["suite"], measured["dtype"], measured["device"]} == {"tiny", "float32", "cpu"}
+    assert baseline["thresholds"]["final_mlp_expands"] == {"final_mlp_gain_min": 1.0}
 
     again = run(project)
     assert again.ret == 0
     failing = [t for t, c in baseline["tests"].items() if c["outcome"] == "failed"]
     again.assert_outcomes(passed=30 - len(failing), xfailed=len(failing))
-    result = outcomes(project)["test_final_mlp_expands[measured-tiny-xs]"]
+    result = outcomes(project)[XS]
     assert result["outcome"] == "xfailed" and result["message"].startswith("tiny-xs: final MLP gain 0.08")
     assert result["baseline"]["message"].startswith("known failing claim, recorded in baseline")
     report = (project.path / "reports" / "REPORT.md").read_text()
     assert "(baseline: failed, 0.08" in report
 
 
-def test_a_flipped_verdict_fails_as_a_regression_or_improvement(project):
+def test_a_flipped_verdict_is_a_regression_or_an_improvement_and_says_which(project):
     run(project, "--gainscale-update-baseline")
-    result = run(project, ini="gainscale_final_mlp_gain_min = 0.01\ngainscale_attention_contracting_min_pct = 101\n")
+    attention_70m = "claims/test_attention_contractive.py::test_attention_contractive[published-pythia-70m]"
+
+    def flip(baseline):
+        baseline["tests"][XS]["outcome"] = "passed"  # it fails now: a regression
+        baseline["tests"][attention_70m]["outcome"] = "failed"  # it passes now: an improvement
+
+    edit_baseline(project, flip)
+    result = run(project)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     results = outcomes(project)
-    improved = results["test_final_mlp_expands[measured-tiny-xs]"]
-    assert improved["outcome"] == "regression" and improved["message"].startswith("IMPROVEMENT: tiny-xs: final MLP gain")
-    assert "accept it with --gainscale-update-baseline" in improved["message"]
-    regressed = results["test_attention_contractive[published-pythia-70m]"]
-    assert regressed["outcome"] == "regression"
-    assert regressed["message"] == (
-        "REGRESSION: pythia-70m: 6 of 6 attention layers contract = 100% < 101% (baseline "
-        "baseline.json: passed with value 100; now failed with 100)"
+    regressed, improved = results[XS], results[attention_70m]
+    assert regressed["outcome"] == "regression" and regressed["message"].startswith("REGRESSION: tiny-xs: final MLP gain")
+    assert improved["outcome"] == "improvement" and improved["message"] == (
+        "IMPROVEMENT: pythia-70m: 6 of 6 attention layers contract = 100% >= 97% (baseline baseline.json: failed with "
+        "value 100; now passed with 100); accept it with --gainscale-update-baseline"
     )
-    result.stdout.fnmatch_lines(["*REGRESSION: pythia-70m*"])
+    result.stdout.fnmatch_lines(["attention_contractive *published *1 improvement: IMPROVEMENT: pythia-70m*"])
+    report = (project.path / "reports" / "REPORT.md").read_text()
+    assert "📈 IMPROVEMENT (accept it)" in report and "🚨 REGRESSION" in report
 
 
 def test_a_drift_beyond_tolerance_fails_though_the_verdict_holds(project):
     run(project, "--gainscale-update-baseline")
-    (project.path / "odd.txt").write_text(ODD_PROMPTS)
-    run(project, "--gainscale-prompts", "odd.txt", ini="gainscale_tolerance_gain = 0.01\n")
-    drifted = outcomes(project)["test_final_mlp_expands[measured-tiny-l]"]
+    edit_baseline(project, lambda b: b["tests"][L]["tracked"].update(final_mlp_gain=b["tests"][L]["tracked"]["final_mlp_gain"] * 1.03))
+    assert run(project).ret == 0  # 3% is within the default 5%
+    run(project, ini="gainscale_tolerance_gain = 0.01\n")
+    drifted = outcomes(project)[L]
     assert drifted["outcome"] == "regression" and drifted["verdict"] == "passed"
-    assert drifted["message"].startswith("DRIFT beyond tolerance: final_mlp_gain 4.50")
-    assert "(tolerance 1%)" in drifted["message"]
+    assert drifted["message"].startswith("DRIFT beyond tolerance: final_mlp_gain 4.6") and "(tolerance 1%)" in drifted["message"]
+
+
+@pytest.mark.parametrize(("option", "line"), [
+    (["--gainscale-dtype", "bfloat16"],
+     "measured: made with dtype float32, this run bfloat16: use --gainscale-dtype float32, or --gainscale-update-baseline to replace it"),
+    (["--gainscale-prompts", "odd.txt"],
+     "measured: made with prompts 7d45200cd7*, this run *: use --gainscale-prompts with the prompt file whose SHA-256 is 7d45200cd7*"),
+    (["--gainscale-threshold", "final_mlp_gain_min=0.5"],
+     "claim final_mlp_expands: made with threshold final_mlp_gain_min = 1, this run 0.5: pass --gainscale-threshold "
+     "final_mlp_gain_min=1, or --gainscale-update-baseline to replace it"),
+])
+def test_a_run_under_other_settings_is_refused_before_any_test_runs(project, option, line):
+    run(project, "--gainscale-update-baseline")
+    (project.path / "odd.txt").write_text(ODD_PROMPTS)
+    result = run(project, *option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*baseline.json was made under other settings; nothing was run:", f"  {line}"])
+    assert "passed" not in result.stdout.str() and "REGRESSION" not in result.stdout.str()
+
+
+def test_a_threshold_changed_in_the_claim_itself_is_named_not_a_regression(project):
+    run(project, "--gainscale-update-baseline")
+    module = project.path / "claims" / "test_final_mlp_expands.py"
+    module.write_text(module.read_text().replace('thresholds={"final_mlp_gain_min": 1.0}', 'thresholds={"final_mlp_gain_min": 0.05}'))
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*claim final_mlp_expands: made with threshold final_mlp_gain_min = 1, this run 0.05: *"])
 
 
 def test_missing_and_stale_entries_are_named_never_silently_passed(project):
     run(project, "--gainscale-update-baseline")
-    path = project.path / "baseline.json"
-    baseline = json.loads(path.read_text())
-    del baseline["tests"]["test_final_mlp_expands[measured-tiny-m]"]
-    baseline["tests"]["test_final_mlp_expands[measured-tiny-xxl]"] = {"outcome": "passed", "value": 9.0, "tracked": {}}
-    path.write_text(json.dumps(baseline))
+    medium = "claims/test_final_mlp_expands.py::test_final_mlp_expands[measured-tiny-m]"
+    gone = "claims/test_final_mlp_expands.py::test_final_mlp_expands[measured-tiny-xxl]"
+
+    def change(baseline):
+        del baseline["tests"][medium]
+        baseline["tests"][gone] = {**baseline["tests"][L], "value": 9.0}
+
+    edit_baseline(project, change)
     result = run(project)
     result.stdout.fnmatch_lines([
-        "not in baseline *baseline.json (1): test_final_mlp_expands[[]measured-tiny-m]",
-        "in baseline *baseline.json but not evaluated this run (1): test_final_mlp_expands[[]measured-tiny-xxl]",
+        escape(f"not in baseline baseline.json (1): {medium}"),
+        escape(f"in baseline baseline.json but not evaluated this run (1): {gone}"),
     ])
-    missing = outcomes(project)["test_final_mlp_expands[measured-tiny-m]"]
+    missing = outcomes(project)[medium]
     assert missing["outcome"] == "failed" and "is not in baseline" in missing["message"]
-    report = (project.path / "reports" / "results.json").read_text()
-    assert json.loads(report)["baseline"]["not_run"] == ["test_final_mlp_expands[measured-tiny-xxl]"]
+    assert json.loads((project.path / "reports" / "results.json").read_text())["baseline"]["not_run"] == [gone]
 
 
-def test_another_prompt_set_is_flagged_at_default_tolerances(project):
-    """The CPU CI's check: a baseline on the default prompts, a run on others, flagged as such."""
+def test_a_skip_is_not_the_same_verdict(pytester, tmp_path, monkeypatch):
+    """A test the baseline holds a verdict for fails when this run reaches none (here: a reference row)."""
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    assert gainscale_cli(["import-notebook", str(notebook_file(tmp_path / "r.json", synthetic_rows())), "--name", "nb"]) == 0
+    args = ["claims", "--gainscale-source", "nb", "--gainscale-baseline", "baseline.json"]
+    pytester.runpytest(*args, "--gainscale-update-baseline")
+    huge = "claims/test_attention_contractive.py::test_attention_contractive[nb-m-huge]"
+    edit_baseline(pytester, lambda b: b["tests"].update({huge: {**b["tests"][huge.replace("m-huge", "m-large")], "value": 100.0}}))
+    pytester.runpytest(*args)
+    missing = outcomes(pytester)[huge]
+    assert missing["outcome"] == "failed" and missing["message"].startswith(
+        "MISSING: baseline baseline.json holds passed with value 100, but this run reached no verdict: m-huge: the source gives no per-layer attention gains")
+
+
+def test_an_update_writes_only_what_ran_prunes_what_no_longer_exists_and_keeps_other_sources(project):
     run(project, "--gainscale-update-baseline")
-    (project.path / "odd.txt").write_text(ODD_PROMPTS)
-    result = run(project, "--gainscale-prompts", "odd.txt")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    results = outcomes(project)
-    assert results["test_attention_contractive[measured-tiny-m]"]["message"].startswith("REGRESSION: tiny-m: 0 of 4")
-    assert results["test_final_mlp_expands[measured-tiny-xs]"]["message"].startswith("DRIFT beyond tolerance: final_mlp_gain 0.0840746 -> 0.079")
+    old = "claims/test_attention_contractive.py::test_attention_contractive[measured-tiny-old]"
+    deleted = "claims/test_deleted.py::test_deleted[published]"
+    edit_baseline(project, lambda b: b["tests"].update({old: b["tests"][XS], deleted: {**b["tests"][XS], "module": "claims/test_deleted.py"}}))
+    result = run(project, "--gainscale-update-baseline", "--gainscale-source", "measured", "-k", "final_mlp")
+    result.stdout.fnmatch_lines([escape(f"baseline written: baseline.json (4 entries written, 26 kept, 2 removed: {old}, {deleted})")])
+    tests = json.loads((project.path / "baseline.json").read_text())["tests"]
+    assert old not in tests and deleted not in tests and len(tests) == 30
+    assert "claims/test_scaling_law.py::test_scaling_law_significant[published]" in tests  # another source's entry, kept
 
 
-def test_a_tiny_dtype_drift_is_flagged_at_a_tight_tolerance(project):
-    """bfloat16 moves the tiny gains by about 0.02%: within the default 5%, beyond 0.001%."""
+def test_a_hand_edited_baseline_of_a_wrong_type_names_the_entry_and_field(project):
     run(project, "--gainscale-update-baseline")
-    assert run(project, "--gainscale-dtype", "bfloat16").ret == 0
-    result = run(project, "--gainscale-dtype", "bfloat16", ini="gainscale_tolerance_gain = 0.00001\n")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert outcomes(project)["test_final_mlp_expands[measured-tiny-l]"]["message"].startswith("DRIFT")
+    edit_baseline(project, lambda b: b["tests"][L].update(value="4.5"))
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*" + escape(f"baseline.json: entry tests['{L}']: field 'value' must be a finite number or null, not '4.5'") + "*"])
 
 
 def test_an_invalid_baseline_file_is_a_usage_error(project):
@@ -137,18 +201,20 @@ def test_tolerances_are_relative_except_counts():
     assert tolerances.allows("gain", 2.0, 2.09) and not tolerances.allows("gain", 2.0, 2.11)
     assert tolerances.allows("count", 31, 31) and not tolerances.allows("count", 31, 32)
     assert Tolerances(count=1).allows("count", 31, 32)
+    assert Tolerances(default=0.5).allows("my_kind", 1.0, 1.4)  # a kind of one's own claim
 
 
 def test_compare_reports_the_old_and_new_values_side_by_side(tmp_path):
-    baseline = Baseline(tmp_path / "b.json", tests={"t": {"outcome": "passed", "value": 1.5, "tracked": {"final_mlp_gain": 1.5}}})
+    entry = BaselineEntry("claims/test_x.py", "published", "final_mlp_expands", "passed", 1.5, {"final_mlp_gain": 1.5})
+    baseline = Baseline(tmp_path / "b.json", tests={"t": entry})
     summary = ModelSummary("m", 10, 2, 0.9, 1, 1)
-    comparison = baseline.compare("t", final_mlp_expands(summary, 1.0), Tolerances())
+    comparison = baseline.compare("t", final_mlp_expands(summary, {"final_mlp_gain_min": 1.0}), Tolerances())
     assert comparison.status == "regression" and comparison.fails
     assert comparison.message.endswith("passed with value 1.5; now failed with 0.9)")
 
 
-def test_a_baseline_without_format_is_refused(tmp_path):
+def test_a_baseline_of_another_format_is_refused(tmp_path):
     path = tmp_path / "b.json"
-    path.write_text('{"tests": {}}')
-    with pytest.raises(BaselineError, match=r"not a gainscale baseline"):
+    path.write_text('{"gainscale_baseline": 1, "tests": {}}')
+    with pytest.raises(BaselineError, match=r"not a gainscale baseline of format 2 \(found 1\)"):
         Baseline.load(path)

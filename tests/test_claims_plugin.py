@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from fnmatch import fnmatch
 
 import numpy as np
 import pytest
@@ -11,6 +11,8 @@ from reference import paper_gains
 from scipy import stats as scipy_stats
 
 from gainscale.cli import main as gainscale_cli
+from gainscale.results import load_results
+from gainscale.stats import PowerLawFit
 from gainscale.suites import TINY_MODELS
 
 
@@ -35,17 +37,25 @@ def test_published_source_tells_which_claims_hold_on_the_papers_own_numbers(proj
     assert {k: failing["properties"][k] for k in expected} == expected
     fit = cases["test_scaling_law_significant[published]"]["properties"]
     assert fit["model"] == "" and float(fit["value"]) == pytest.approx(0.0152, abs=1e-4)
-    assert json.loads(fit["gainscale_recorded_fit"])["exponent_alpha"] == 0.265
+    assert "gainscale" not in fit  # the typed record rides on the report, not in the JUnit XML
+    (published,) = load_results(project.path / "reports" / "results.json").sources
+    assert published.info.recorded_fit["exponent_alpha"] == 0.265
 
 
 def test_live_tests_skip_with_a_reason_without_gpu_or_cache(project):
+    """Without --gainscale-require-measured they skip, and the summary says nothing was measured."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = project.runpytest("claims", "-m", "gpu", "-rs")
     result.assert_outcomes(skipped=19)
-    result.stdout.fnmatch_lines(["SKIPPED [[]8] *no measurement of this model (float16, prompts *) is cached in *, and cuda is not available here*pytest claims -m gpu*"])
+    result.stdout.fnmatch_lines([
+        "nothing was checked on source measured: none of its 19 tests got its numbers here (no measurement of "
+        "this model *); --gainscale-require-measured makes this a failure",
+        "SKIPPED [[]8] *no measurement of this model (float16, prompts *) is cached in *, and cuda is not available here*",
+    ])
+    assert "pytest claims -m gpu" not in result.stdout.str()  # not the command the user just ran
 
 
 def test_k_runs_one_model_and_ids_read_source_model(project):
@@ -89,8 +99,9 @@ def test_tiny_suite_end_to_end_matches_an_independent_computation(project, tiny_
     fit = scipy_stats.linregress(np.log10(params), np.log10([mlp[-1] for _, _, mlp in numbers.values()]))
     significant = cases["test_scaling_law_significant[measured]"]
     assert float(significant["properties"]["value"]) == pytest.approx(fit.pvalue, rel=1e-4)
-    verdict = json.loads(significant["properties"]["gainscale_verdict"])
-    assert verdict["details"]["fit"]["alpha"] == pytest.approx(fit.slope, rel=1e-5)
+    run = load_results(project.path / "reports" / "results.json")
+    (recorded,) = [c for c in run.claims if c.test.endswith("test_scaling_law_significant[measured]")]
+    assert recorded.evidence_of(PowerLawFit).alpha == pytest.approx(fit.slope, rel=1e-5)
     assert len(cases) == 11 and result.ret in (0, 1)
 
 
@@ -104,8 +115,8 @@ def test_imported_notebook_is_evaluated_with_its_recorded_fit(project, tmp_path,
     assert cases["test_attention_contractive[nb-m-huge]"]["outcome"] == "skipped"  # a reference row
     assert cases["test_final_mlp_expands[nb-m-huge]"]["outcome"] == "passed"
     assert cases["test_mlp_contraction_falls[nb]"]["outcome"] == "skipped"
-    recorded = json.loads(cases["test_scaling_law_significant[nb]"]["properties"]["gainscale_recorded_fit"])
-    assert recorded == SYNTHETIC_FIT
+    (nb,) = load_results(project.path / "reports" / "results.json").sources
+    assert nb.info.recorded_fit == SYNTHETIC_FIT and nb.info.kind == "imported"
     result.stdout.fnmatch_lines(["*m-huge: the source gives no per-layer attention gains*"])
 
 
@@ -115,20 +126,68 @@ def test_unknown_source_is_a_usage_error_listing_the_known(project):
     result.stderr.fnmatch_lines(["*unknown source 'publisehd'*did you mean 'published'? Known: measured, published*"])
 
 
-def test_thresholds_are_set_in_pytest_ini(pytester, tmp_path, monkeypatch):
+def test_thresholds_are_set_in_pytest_ini_and_on_the_command_line(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
-    claims_project(pytester, ini_extra="gainscale_attention_contracting_min_pct = 96.5\ngainscale_trend_p_max = 0.1\n")
+    claims_project(pytester, ini_extra="gainscale_threshold =\n    attention_contracting_min_pct = 96.5\n    trend_p_max=0.1\n")
     result = pytester.runpytest("claims", "--gainscale-source", "published")
     result.assert_outcomes(passed=19)
+    report = (pytester.path / "reports" / "REPORT.md").read_text()
+    assert "in at least 96.5% of the layers of every model" in report  # the title states the run's threshold
+    stricter = pytester.runpytest("claims", "--gainscale-source", "published", "--gainscale-threshold", "trend_p_max=0.01")
+    stricter.assert_outcomes(passed=18, failed=1)
 
 
-def test_bad_claim_marker_argument_is_named(project):
+def test_an_unknown_threshold_is_a_usage_error_with_the_closest_name(project):
+    result = project.runpytest("claims", "--gainscale-source", "published", "--gainscale-threshold", "trend_pmax=0.1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--gainscale-threshold trend_pmax: no claim of this run has a threshold 'trend_pmax'; did you mean 'trend_p_max'?*"])
+    bad = project.runpytest("claims", "--gainscale-threshold", "trend_p_max")
+    bad.stderr.fnmatch_lines(["*--gainscale-threshold 'trend_p_max': write NAME=VALUE with a number*"])
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ("'attention contracts'", "*claim id 'attention contracts': use letters, digits*"),
+    ("'x', scope='per-layer'", "*claim x: scope 'per-layer' is not one of model, per-model, suite, cross-model*"),
+    ("'x', thresholds={'t': 'high'}", "*claim x: threshold t = 'high' must be a finite number*"),
+    ("'x', treshold=1", "*unknown argument 'treshold'*"),
+    ("'x', statement='gain above {limit}'", "*claim x: statement 'gain above {limit}' cannot be filled with its thresholds (none)*"),
+])
+def test_a_bad_claim_declaration_is_named(project, marker, message):
     (project.path / "claims" / "test_extra.py").write_text(
-        "import pytest\n@pytest.mark.claim('attention_contracts')\ndef test_x(model_summary):\n    pass\n"
+        f"import pytest\n@pytest.mark.claim({marker})\ndef test_x(model_summary, record_verdict):\n    pass\n"
     )
-    result = project.runpytest("claims/test_extra.py")
+    result = project.runpytest("claims/test_extra.py", "--gainscale-source", "published")
     assert result.ret != 0
-    result.stdout.fnmatch_lines(["*@pytest.mark.claim takes one claim id*got args=('attention_contracts',)*"])
+    assert any(fnmatch(line, message) for line in result.stdout.lines + result.stderr.lines), message
+
+
+def test_one_claim_id_declared_twice_differently_is_refused(project):
+    (project.path / "claims" / "test_extra.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.claim('same', statement='one thing')\ndef test_a(model_summary):\n    pass\n"
+        "@pytest.mark.claim('same', statement='another thing')\ndef test_b(model_summary):\n    pass\n"
+    )
+    result = project.runpytest("claims/test_extra.py", "--gainscale-source", "published")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*test_extra.py::test_b: claim 'same' is declared twice, differently "
+                                 "(statement 'one thing' vs 'another thing'); give each claim its own id*"])
+
+
+def test_a_claim_declared_by_marker_arguments_alone_is_reported(project):
+    (project.path / "claims" / "test_extra.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.claim('deep_enough', statement='every model has at least {min_layers:g} layers',\n"
+        "                   scope='model', thresholds={'min_layers': 8}, where='my notes')\n"
+        "def test_deep_enough(model_summary, thresholds, record_verdict):\n"
+        "    n = model_summary.n_layers\n"
+        "    record_verdict(passed=n >= thresholds['min_layers'], value=n, threshold=thresholds['min_layers'],\n"
+        "                   message=f'{model_summary.model}: {n} layers', tracked={'layers': ('count', n)})\n"
+    )
+    result = project.runpytest("claims/test_extra.py", "--gainscale-source", "published")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["deep_enough *published *7 passed, 1 failed: pythia-70m: 6 layers"])
+    report = (project.path / "reports" / "REPORT.md").read_text()
+    assert "| every model has at least 8 layers (my notes) | ❌ FAILED | 7 of 8 models pass |" in report
 
 
 def test_xdist_gives_the_same_verdicts_as_a_serial_run(project, tiny_cache):

@@ -50,9 +50,9 @@ def test_n_auto_starts_one_worker_per_gpu(pytester, monkeypatch):
 
     monkeypatch.setattr("gainscale.plugin.visible_gpu_count", lambda: 3)
     pytester.makeini("[pytest]\n")
-    pythia = pytester.parseconfig("-p", "gainscale.plugin", "--gainscale-cache", str(pytester.path / "c"))
+    pythia = pytester.parseconfig("--gainscale-cache", str(pytester.path / "c"))
     assert pytest_xdist_auto_num_workers(pythia) == 3  # asked before pytest_configure, as xdist does
-    tiny = pytester.parseconfig("-p", "gainscale.plugin", "--gainscale-suite", "tiny", "--gainscale-cache", str(pytester.path / "c"))
+    tiny = pytester.parseconfig("--gainscale-suite", "tiny", "--gainscale-cache", str(pytester.path / "c"))
     assert pytest_xdist_auto_num_workers(tiny) is None
 
 

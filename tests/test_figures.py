@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from gainscale.figures import draw_figures, model_figure, scaling_figure
+from gainscale.results import ClaimInfo, ClaimResult, RunResult, SourceInfo, SourceResult
+from gainscale.stats import fit_power_law
+from gainscale.summary import ModelSummary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -95,32 +99,55 @@ def test_model_figure_refuses_a_model_without_per_layer_gains(tmp_path):
     assert not (tmp_path / "model.png").exists()
 
 
+def run_of(sources: dict[str, list[dict]], fitted: tuple[str, ...] = ()):
+    """A run whose sources hold these models; a fit (as a verdict's evidence) for the ``fitted`` ones."""
+    claim = ClaimInfo("fit", "a power law", "suite")
+    claims = tuple(
+        ClaimResult(claim, f"t[{name}]", "t.py", name, None, "passed",
+                    evidence=(fit_power_law([m["model"] for m in models], [m["n_params"] for m in models],
+                                            [m["final_mlp_gain"] for m in models]),))
+        for name, models in sources.items() if name in fitted
+    )
+    return RunResult({}, claims, tuple(
+        SourceResult(SourceInfo(name, "test"), tuple(map(_summary, models))) for name, models in sources.items()
+    ))
+
+
+def _summary(model: dict) -> ModelSummary:
+    counts = {f"{kind}_contracting": round(model[f"{kind}_contracting_pct"] * model["n_layers"] / 100) for kind in ("attn", "mlp")}
+    return ModelSummary.from_json({**model, **counts})
+
+
 def test_draw_figures_writes_one_scaling_figure_per_source_and_one_per_profiled_model(tmp_path):
     """Published models have no gains (no model figures); measured ones each get theirs."""
-    results = {
-        "models": {"published": published_models(), "measured": measured_models()},
-        "fits": {"published": PUBLISHED_FIT},  # measured's fit did not run
-    }
-    written, errors = draw_figures(results, tmp_path / "figures")
+    run = run_of({"published": published_models(), "measured": measured_models()}, fitted=("published",))
+    written, errors = draw_figures(run, tmp_path / "figures")
     assert errors == []
-    assert sorted(p.name for p in written) == sorted(
-        ["scaling_published.png", "scaling_measured.png"] + [f"measured_tiny-{x}.png" for x in "abcd"]
+    assert sorted(p.relative_to(tmp_path / "figures").as_posix() for p in written) == sorted(
+        ["scaling_published.png", "scaling_measured.png"] + [f"measured/tiny-{x}.png" for x in "abcd"]
     )
     for path in written:
         assert_png(path)
+
+
+def test_figures_of_earlier_runs_are_removed(tmp_path):
+    """The folder holds this run's figures only: a model no longer in the run loses its PNG."""
+    draw_figures(run_of({"measured": measured_models()}), tmp_path)
+    written, _ = draw_figures(run_of({"measured": measured_models()[:2]}), tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == [
+        "measured/tiny-a.png", "measured/tiny-b.png", "scaling_measured.png"]
 
 
 def test_a_broken_model_costs_only_its_figures(tmp_path):
     """A model whose mlp_gains is a string: its errors are reported, every other figure is written."""
     models = measured_models()
     models[1]["mlp_gains"] = "not a list"
-    results = {"models": {"published": published_models(), "measured": models}, "fits": {}}
-    written, errors = draw_figures(results, tmp_path)
-    assert sorted(p.name for p in written) == [
-        "measured_tiny-a.png", "measured_tiny-c.png", "measured_tiny-d.png", "scaling_published.png"]
+    written, errors = draw_figures(run_of({"published": published_models(), "measured": models}), tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "measured/tiny-a.png", "measured/tiny-c.png", "measured/tiny-d.png", "scaling_published.png"]
     assert len(errors) == 2
     assert errors[0].startswith("figure scaling_measured.png: ValueError: tiny-b: mlp_gains")
-    assert errors[1].startswith("figure measured_tiny-b.png: ValueError: tiny-b: mlp_gains")
+    assert errors[1].startswith("figure measured/tiny-b.png: ValueError: tiny-b: mlp_gains")
 
 
 def test_a_model_that_cannot_go_on_a_log_axis_is_named(tmp_path):
@@ -131,13 +158,15 @@ def test_a_model_that_cannot_go_on_a_log_axis_is_named(tmp_path):
         scaling_figure("published", models, PUBLISHED_FIT, tmp_path / "scaling.png")
 
 
-def test_file_names_are_sanitized(tmp_path):
-    """Source and model names cannot put a figure outside the directory or into odd file names."""
-    model = {**measured_models()[0], "model": "org/model v2"}
-    written, errors = draw_figures({"models": {"../up": [model]}, "fits": {}}, tmp_path / "figures")
+def test_file_names_are_sanitized_and_never_collide(tmp_path):
+    """Source and model names cannot put a figure outside the folder; names that differ stay apart."""
+    first, second, third = ({**measured_models()[0], "model": name} for name in ("org/model v2", "org_model_v2", "modèle"))
+    run = run_of({"../up": [first, second, third]})
+    written, errors = draw_figures(run, tmp_path / "figures")
     assert errors == []
-    assert sorted(p.name for p in written) == ["_._up_org_model_v2.png", "scaling_.._up.png"]
-    assert all(p.parent == tmp_path / "figures" for p in written)
+    assert len({p.name for p in written}) == 4
+    assert all((tmp_path / "figures") in p.parents for p in written)
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", part) for p in written for part in p.relative_to(tmp_path).parts)
 
 
 def test_importing_the_module_does_not_import_matplotlib():

@@ -9,6 +9,7 @@ import math
 import pytest
 from helpers import SYNTHETIC_FIT, notebook_file, synthetic_rows
 
+from gainscale.cli import main as gainscale_cli
 from gainscale.errors import NotebookImportError
 from gainscale.notebook import import_notebook, read_set, set_path
 
@@ -68,7 +69,15 @@ def test_a_failed_reimport_keeps_the_earlier_set(tmp_path):
 def test_unusable_set_names_are_refused(tmp_path, name):
     file = notebook_file(tmp_path / "results.json", synthetic_rows())
     with pytest.raises(NotebookImportError, match="is not usable"):
-        import_notebook(file, name, tmp_path / "cache")
+        import_notebook(file, name, tmp_path / "cache", reserved=("published", "measured"))
+
+
+def test_the_cli_refuses_the_names_other_sources_go_by(tmp_path, capsys):
+    """The names reserved are those the other kinds of source provide, from their registry."""
+    file = notebook_file(tmp_path / "results.json", synthetic_rows())
+    assert gainscale_cli(["import-notebook", str(file), "--name", "measured", "--cache", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "set name 'measured' is not usable" in error and "and not published or measured" in error
 
 
 def test_not_json_is_refused(tmp_path):

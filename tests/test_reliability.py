@@ -56,7 +56,7 @@ def _pickle_only(tmp_path, small_model_dir):
         ("empty-prompts", "prompts.txt: no prompts; write one prompt per line"),
         ("binary-prompts", "prompts.txt: not UTF-8 text (byte 0, line 1)"),
         ("bad-notebook", "models[1] (m-medium): missing field 'mlp_gains'"),
-        ("bad-dtype", "invalid choice: 'float8'"),
+        ("bad-dtype", "argument --dtype: 'float8' is not one of float32, float16, bfloat16"),
     ],
 )
 def test_a_mistake_is_one_line_exit_2_and_writes_nothing(tmp_path, case, expected, small_model_dir, neo_dir):

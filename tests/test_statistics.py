@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from gainscale.claims import contraction_trend, scaling_fit
+from gainscale.paper import contraction_trend, scaling_fit
 from gainscale.published import count_from_printed_percentage, published_data, published_summaries
 from gainscale.stats import falling_trend, fit_power_law
 
@@ -105,9 +105,9 @@ def test_fit_refuses_too_few_or_non_positive_gains():
 
 def test_a_flat_mlp_share_has_no_trend_to_test():
     """Every model at 100%: Spearman is undefined, so the claim is not evaluable (a skip), not failed."""
-    from gainscale.claims import mlp_contraction_falls
+    from gainscale.paper import mlp_contraction_falls
     from gainscale.summary import ModelSummary
 
     flat = [ModelSummary(f"m{i}", 10**i, 4, 2.0, 4, 4) for i in range(3, 7)]
-    verdict = mlp_contraction_falls(flat, p_max=0.05)
+    verdict = mlp_contraction_falls(flat, {"trend_p_max": 0.05})
     assert verdict.passed is None and "does not vary across the models (100%, 100%, 100%, 100%)" in verdict.message

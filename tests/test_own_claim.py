@@ -1,0 +1,150 @@
+"""A researcher's own claims with only gainscale installed: the example project, the typed
+results it leaves (schema, notebooks), and the layering that keeps the report light."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT, claims_project
+
+from gainscale.measurer import Measurer
+from gainscale.results import RunResult, load_results
+from gainscale.settings import Settings
+from gainscale.suites import load_suite
+
+EXAMPLE = PROJECT / "examples" / "own_claim"
+SCHEMA = PROJECT / "gainscale" / "data" / "results.schema.json"
+
+
+def validate(results: Path) -> dict:
+    """results.json against the published JSON Schema."""
+    import jsonschema
+
+    data = json.loads(results.read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(data)
+    return data
+
+
+@pytest.fixture
+def example(pytester, tiny_cache, monkeypatch):
+    """The example copied into an empty directory outside this repository (no conftest, no fixtures/)."""
+    shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True)
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tiny_cache))
+    assert PROJECT not in pytester.path.parents
+    return pytester
+
+
+def test_the_example_project_runs_its_own_claims_with_only_gainscale_installed(example, tiny_cache):
+    result = example.runpytest_subprocess("--gainscale-suite", "tiny", "-p", "no:cacheprovider")
+    suite = load_suite("tiny", tiny_cache)
+    measurer = Measurer(suite, Settings(suite="tiny", cache=tiny_cache, progress=False))
+    first_gains = {spec.name: measurer.get(spec)[0].attn_gains[0] for spec in suite.models}  # from the cache
+    expanding = sum(g > 1 for g in first_gains.values())
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 5, result.stdout.str()
+
+    run = load_results(example.path / "reports" / "results.json")
+    per_model = [c for c in run.claims if c.claim.id == "first_attention_expands"]
+    assert {c.model: c.value for c in per_model} == pytest.approx(first_gains, rel=1e-12)
+    assert sum(c.outcome == "passed" for c in per_model) == expanding
+    (trend,) = [c for c in run.claims if c.claim.id == "mean_attention_gain_falls"]
+    assert trend.claim.scope == "suite" and trend.verdict in ("passed", "failed") and trend.evidence
+    result.stdout.fnmatch_lines(["first_attention_expands * measured *", "mean_attention_gain_falls * measured *"])
+
+    report = (example.path / "reports" / "REPORT.md").read_text()
+    assert "| the first layer's attention expands (gain \\> 1) in every model (my notes, section 1) |" in report
+    assert "the mean attention gain falls as models grow (one-sided Spearman p \\< 0.05) (my notes, section 2)" in report
+    assert "### Trend with model size" in report and "SCALING_LAW" not in report  # nothing of the paper leaks in
+    validate(example.path / "reports" / "results.json")
+
+
+def test_results_json_follows_its_schema_and_reads_back_whole(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    pytester.runpytest("claims", "--gainscale-source", "published")
+    path = pytester.path / "reports" / "results.json"
+    data = validate(path)
+    run = load_results(path)
+    assert run.to_json() == data  # one schema both ways
+    assert RunResult.from_json(json.loads(json.dumps(run.to_json()))) == run
+
+
+def test_results_are_one_line_away_from_a_data_frame(pytester, tmp_path, monkeypatch, tiny_cache):
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tiny_cache))
+    claims_project(pytester)
+    pytester.runpytest("claims", "--gainscale-suite", "tiny")
+    run = load_results(pytester.path / "reports" / "results.json")
+    claims = run.to_frame("claims")
+    assert len(claims) == 30 and set(claims["outcome"]) <= {"passed", "failed"}
+    models = run.to_frame("models")
+    assert list(models["source"].unique()) == ["published", "measured"] and len(models) == 12
+    layers = run.to_frame("layers")
+    tiny_l = layers[(layers["model"] == "tiny-l") & (layers["module"] == "mlp")]
+    assert list(tiny_l["layer"]) == list(range(6)) and tiny_l["gain"].iloc[-1] == pytest.approx(run.source("measured").model("tiny-l").final_mlp_gain)
+    with pytest.raises(ValueError, match="no table 'prompts'; choose one of claims, models, layers"):
+        run.to_frame("prompts")
+
+
+def test_a_broken_results_file_is_named(tmp_path):
+    from gainscale.errors import ResultsError
+
+    (tmp_path / "r.json").write_text('{"gainscale_results": 1}')
+    with pytest.raises(ResultsError, match=r"r\.json: not gainscale results of format 2 \(found 1\)"):
+        load_results(tmp_path / "r.json")
+
+
+def test_a_new_kind_of_source_is_one_module_and_a_registration(pytester, tmp_path, monkeypatch):
+    """A source kind registered from a conftest: --gainscale-source finds it, the report shows it."""
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    (pytester.path / "doubled.py").write_text(
+        "from dataclasses import replace\n"
+        "from gainscale.results import SourceInfo\n"
+        "from gainscale.sources import SourceKind\n"
+        "from gainscale.sources.published import PublishedSource\n"
+        "class Doubled(PublishedSource):\n"
+        "    name = kind = 'doubled'\n"
+        "    def summary(self, model):\n"
+        "        s = super().summary(model)\n"
+        "        return replace(s, final_mlp_gain=2 * s.final_mlp_gain)\n"
+        "    def info(self):\n"
+        "        return SourceInfo('doubled', 'doubled', 'the paper with every final MLP gain doubled')\n"
+        "KIND = SourceKind('doubled', names=lambda measurer: ['doubled'], open=lambda name, measurer: Doubled())\n"
+    )
+    with open(pytester.path / "conftest.py", "a") as conftest:
+        conftest.write("\nimport doubled\nfrom gainscale.sources import register_source_kind\nregister_source_kind(doubled.KIND)\n")
+    result = pytester.runpytest("claims", "--gainscale-source", "doubled", "-k", "final_mlp or scaling_law_significant")
+    result.assert_outcomes(passed=9)
+    (source,) = load_results(pytester.path / "reports" / "results.json").sources
+    assert source.info.kind == "doubled" and source.models[0].final_mlp_gain == 3.0
+    assert "*the paper with every final MLP gain doubled*" in (pytester.path / "reports" / "REPORT.md").read_text()
+
+
+BLOCKER = """
+import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers") or name in BLOCKED:
+            raise ImportError(f"blocked: {name}")
+BLOCKED = {"gainscale.cache", "gainscale.loading", "gainscale.meter", "gainscale.measurer", "gainscale.measurement"}
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+def test_the_report_wing_never_imports_the_measuring_wing(tmp_path):
+    """results, report, figures, baseline and the terminal summary import and write a report with
+    torch, transformers and the cache, loader and meter modules blocked."""
+    code = BLOCKER + (
+        "import gainscale.results, gainscale.report, gainscale.figures, gainscale.baseline, gainscale.terminal, gainscale.collect\n"
+        "from gainscale.results import RunResult, SourceResult, SourceInfo\n"
+        "from gainscale.summary import ModelSummary\n"
+        "run = RunResult({'command': 'x'}, (), (SourceResult(SourceInfo('s', 'k'), (ModelSummary('m', 10, 2, 1.5, 1, 1),)),))\n"
+        f"gainscale.report.write_report(run, {str(tmp_path)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "REPORT.md").is_file()
