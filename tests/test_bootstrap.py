@@ -223,3 +223,34 @@ def test_doctest_and_no_scipy_stats():
         "print('scipy.stats' in sys.modules)",
     ]
     assert subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_stability_of_the_cross_model_claims(suite_gains):
+    """Claims 3a and 4 as predicates over each resampled suite, against scipy on the same draws: a
+    noisy suite (10 prompts, MLP gains about 1, final gains widely spread) where neither always holds."""
+    from gainscale.stats import falling_trend
+
+    def noisy(i: int, model: PromptGains) -> PromptGains:
+        rng = np.random.default_rng(100 + i)
+        mlp = (0.97 + 0.01 * i) * rng.lognormal(0, 0.25, (6, 10))
+        mlp[-1] = math.fsum(model.mlp[-1]) / model.n_prompts * rng.lognormal(0, 0.8, 10)
+        attn = 0.6 * rng.lognormal(0, 0.1, (6, 10))
+        return PromptGains(model.model, model.n_params, tuple(map(tuple, attn.tolist())), tuple(map(tuple, mlp.tolist())))
+
+    suite = bootstrap_prompts([noisy(i, m) for i, m in enumerate(suite_gains)], resamples=300, seed=0)
+
+    def significant(summaries):
+        return fit_power_law([s.model for s in summaries], [s.n_params for s in summaries], [s.final_mlp_gain for s in summaries]).p_value < 0.05
+
+    def falls(summaries):
+        trend = falling_trend([s.model for s in summaries], [s.n_params for s in summaries],
+                              [s.mlp_contracting_pct for s in summaries], permutation=False)
+        return trend.spearman_p < 0.3
+
+    x = np.log10([g.n_params for g in suite_gains])
+    finals = np.array([[d[-1] for d in m.mlp_draws] for m in suite.models])  # (models, resamples)
+    shares = np.array([[100 * sum(g < 1 for g in d) / len(d) for d in m.mlp_draws] for m in suite.models])
+    by_hand_3a = np.mean([scipy_stats.linregress(x, np.log10(finals[:, b])).pvalue < 0.05 for b in range(suite.resamples)])
+    by_hand_4 = np.mean([scipy_stats.spearmanr(x, shares[:, b], alternative="less").pvalue < 0.3 for b in range(suite.resamples)])
+    assert suite.stability(significant) == by_hand_3a and 0.1 < by_hand_3a < 0.9
+    assert suite.stability(falls) == by_hand_4 and 0.1 < by_hand_4 < 0.9

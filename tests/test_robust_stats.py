@@ -334,6 +334,14 @@ def test_above_nine_models_the_permutation_p_is_refused_unless_resamples_are_giv
     assert (sampled.spearman_p, sampled.kendall_p) == (refused.spearman_p, refused.kendall_p)
 
 
+def test_permutation_p_values_can_be_skipped(published):
+    """Inside a bootstrap loop the asymptotic p-values alone: the same numbers, no enumeration."""
+    args = ([s.model for s in published], [s.n_params for s in published], [s.mlp_contracting / s.n_layers for s in published])
+    full, quick = falling_trend(*args), falling_trend(*args, permutation=False)
+    assert (quick.spearman_p, quick.kendall_p, quick.pearson_p) == (full.spearman_p, full.kendall_p, full.pearson_p)
+    assert math.isnan(quick.spearman_exact_p) and quick.permutation_method == "not computed: not asked for (permutation=False)"
+
+
 def test_permutation_p_of_a_constant_share_is_undefined():
     trend = falling_trend(["a", "b", "c"], [1, 2, 3], [5.0, 5.0, 5.0])
     assert math.isnan(trend.spearman_exact_p) and math.isnan(trend.kendall_exact_p) and math.isnan(trend.pearson_p)
