@@ -369,7 +369,7 @@ def test_theil_sen_matches_scipy(data, level):
     assume(len(set(x)) > 1)
     got = _exactstats.theilslopes(y, x, level)
     expected = scipy_stats.theilslopes(y, x, alpha=level)
-    assert got == pytest.approx(tuple(expected), rel=1e-12, abs=1e-300, nan_ok=True)
+    assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(got, expected)), (got, expected)  # to the last bit
 
 
 @EXAMPLES
