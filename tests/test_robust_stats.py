@@ -359,6 +359,7 @@ def test_pearson_matches_scipy(data):
     assert r == pytest.approx(expected.statistic, rel=1e-12, abs=1e-15) and p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value encountered:RuntimeWarning")
 @EXAMPLES
 @given(st.integers(2, 15).flatmap(lambda n: st.tuples(st.lists(st.sampled_from([1.0, 2.0, 3.5]) | st.floats(-5, 5), min_size=n, max_size=n),
                                                       st.lists(st.sampled_from([0.0, 1.0]) | st.floats(-5, 5), min_size=n, max_size=n))),
