@@ -1,4 +1,5 @@
-"""scipy.stats' ``linregress``, t distribution, ``spearmanr`` and ``kendalltau``, without scipy.stats.
+"""scipy.stats' ``linregress``, t distribution, ``spearmanr``, ``kendalltau``, ``pearsonr`` and
+``theilslopes``, the normal and noncentral t distributions, without scipy.stats.
 
 Why: ``import scipy.stats`` takes about a second, longer than replaying the cached claims, while
 numpy and ``scipy.special`` load in a fraction of that. Each function repeats scipy 1.17's steps
@@ -124,6 +125,86 @@ def kendall_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     m = size * (size - 1.0)
     var = (m * (2 * size + 5) - x1 - y1) / 18 + (2 * xtie * ytie) / m + x0 * y0 / (9 * m * (size - 2))
     return tau, float(ndtr(con_minus_dis / math.sqrt(var)))
+
+
+def pearson_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """``scipy.stats.pearsonr(x, y, alternative="less")``: (r, p); nan for constant input.
+
+    The p-value is the cdf of r under H0, a beta(n/2 - 1, n/2 - 1) distribution on [-1, 1]
+    (the t distribution with n - 2 degrees of freedom, in another form).
+    """
+    import numpy as np
+    from scipy.special import betainc
+
+    _check_pairs(x, y)
+    if all(v == x[0] for v in x) or all(v == y[0] for v in y) or _has_nan(x, y):
+        return math.nan, math.nan
+    xm = np.asarray(x, dtype=float) - np.mean(x)
+    ym = np.asarray(y, dtype=float) - np.mean(y)
+    # as scipy: scale by the largest deviation before the norm, so that it cannot overflow
+    normxm = np.max(np.abs(xm)) * np.linalg.norm(xm / np.max(np.abs(xm)))
+    normym = np.max(np.abs(ym)) * np.linalg.norm(ym / np.max(np.abs(ym)))
+    vecdot = getattr(np, "vecdot", np.dot)  # numpy < 2 has no vecdot
+    r = float(np.clip(vecdot(xm / normxm, ym / normym), -1.0, 1.0))
+    ab = len(x) / 2 - 1
+    return r, float(betainc(ab, ab, (r + 1) / 2))
+
+
+class TheilSenLine(NamedTuple):
+    """The fields of ``scipy.stats.theilslopes``' result."""
+
+    slope: float
+    intercept: float
+    low_slope: float
+    high_slope: float
+
+
+def theilslopes(y: Sequence[float], x: Sequence[float], level: float = 0.95) -> TheilSenLine:
+    """``scipy.stats.theilslopes(y, x, alpha=level)`` (method "separate"): the median of the pairwise
+    slopes, and Sen's (1968) interval of order statistics of the slopes, ties in x and y corrected."""
+    import numpy as np
+    from scipy.special import ndtri
+
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"theilslopes needs two sequences of one length >= 2, got {len(x)} and {len(y)}")
+    xa, ya = np.array(x, dtype=float), np.array(y, dtype=float)
+    deltax, deltay = xa[:, None] - xa, ya[:, None] - ya
+    slopes = np.sort(deltay[deltax > 0] / deltax[deltax > 0])
+    if not slopes.size:
+        raise ValueError("All `x` coordinates are identical.")
+    slope = float(np.median(slopes))
+    intercept = float(np.median(ya) - slope * np.median(xa))
+    tail = 1.0 - level if level > 0.5 else level
+    z = float(ndtri(tail / 2.0))
+    n = len(ya)
+    sigsq = 1 / 18.0 * (n * (n - 1) * (2 * n + 5) - _tie_sums(Counter(x).values())[2] - _tie_sums(Counter(y).values())[2])
+    if not sigsq >= 0:  # scipy: sqrt of a negative is nan, and int(round(nan)) fails: no interval
+        return TheilSenLine(slope, intercept, math.nan, math.nan)
+    sigma = math.sqrt(sigsq)
+    upper = min(int(np.round((slopes.size - z * sigma) / 2.0)), slopes.size - 1)
+    lower = max(int(np.round((slopes.size + z * sigma) / 2.0)) - 1, 0)
+    return TheilSenLine(slope, intercept, float(slopes[lower]), float(slopes[upper]))
+
+
+def norm_cdf(z: float) -> float:
+    """``scipy.stats.norm.cdf(z)``."""
+    from scipy.special import ndtr
+
+    return float(ndtr(z))
+
+
+def norm_ppf(q: float) -> float:
+    """``scipy.stats.norm.ppf(q)``."""
+    from scipy.special import ndtri
+
+    return float(ndtri(q))
+
+
+def nct_cdf(t: float, degrees_of_freedom: float, noncentrality: float) -> float:
+    """``scipy.stats.nct.cdf(t, df, nc)``: P(T' <= t) for the noncentral t distribution."""
+    from scipy.special import nctdtr
+
+    return float(nctdtr(degrees_of_freedom, noncentrality, t))
 
 
 def _kendall_p_exact_less(n: int, c: int) -> float:

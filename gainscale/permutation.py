@@ -1,0 +1,158 @@
+"""Permutation tests that a response falls with size: Spearman's rho and Kendall's tau-b, one-sided.
+
+Under H0 (no association) every pairing of the responses with the sizes is equally likely, so
+the p-value of "falls with size" is the share of pairings whose statistic is at most the
+observed one. For n <= :data:`EXACT_MAX_N` every one of the n! pairings is enumerated (8
+models: 40,320, in milliseconds). Above that the p-value is refused (nan, and the method says
+why) unless a number of resamples is given: then a seeded Monte Carlo sample of pairings is
+drawn and the p-value is ``(hits + 1) / (resamples + 1)``, as ``scipy.stats.permutation_test``
+does. (A Monte Carlo run costs resamples x n^2 / 2 pair comparisons for Kendall: about 0.1 s for
+9,999 resamples of 40 models.)
+
+Both statistics are compared as integers, so ties between pairings count exactly: with average
+ranks r, Spearman's rho is an increasing function of ``sum(2 r_x * 2 r_y)`` (the rank means
+and spreads do not change under permutation), and tau-b one of
+``sum_{i<j} sign(x_i - x_j) sign(y_i - y_j)`` (its tie-corrected denominator does not either).
+numpy loads inside the functions, so importing gainscale stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+from typing import NamedTuple
+
+from ._exactstats import _average_ranks, _check_pairs, _has_nan
+from .errors import GainscaleError
+
+#: the largest number of models whose orderings are all enumerated (9! = 362,880)
+EXACT_MAX_N = 9
+
+
+class PermutationP(NamedTuple):
+    """One-sided (alternative: falls) permutation p-values and how they were found."""
+
+    spearman_p: float
+    kendall_p: float
+    #: e.g. ``exact: all 40320 orderings`` or ``Monte Carlo: 9999 random orderings, seed 0``
+    method: str
+
+
+def falling_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int | None = None, seed: int = 0) -> PermutationP:
+    """Permutation p-values of Spearman's rho and Kendall's tau-b against "y falls as x grows".
+
+    Parameters
+    ----------
+    x, y
+        One entry per model: its size and the response (ties allowed).
+    resamples, seed
+        The Monte Carlo sample above :data:`EXACT_MAX_N` models (None: no p-value there);
+        unused at or below it.
+
+    Returns
+    -------
+    PermutationP
+        nan p-values, with the reason as the method, for constant or nan input, and above
+        :data:`EXACT_MAX_N` models without ``resamples``.
+    """
+    _check_pairs(x, y)
+    if all(v == x[0] for v in x) or all(v == y[0] for v in y) or _has_nan(x, y):
+        return PermutationP(math.nan, math.nan, "undefined: a constant or nan input has no rank correlation")
+    n = len(x)
+    if n <= EXACT_MAX_N:
+        orderings, exact = _all_permutations(n), True
+        method = f"exact: all {len(orderings)} orderings"
+    elif resamples is None:
+        return PermutationP(math.nan, math.nan, f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings "
+                                                "are all enumerated; give resamples for a Monte Carlo p-value")
+    else:
+        if resamples < 1:
+            raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
+        orderings, exact = _random_permutations(n, resamples, seed), False
+        method = f"Monte Carlo: {resamples} random orderings, seed {seed}"
+    spearman = _share_at_most(_spearman_statistics(x, y, orderings), _spearman_statistics(x, y, None), exact)
+    kendall = _share_at_most(_kendall_statistics(x, y, orderings, exact), _kendall_statistics(x, y, None), exact)
+    return PermutationP(spearman, kendall, method)
+
+
+def _share_at_most(null, observed, exact: bool) -> float:
+    """P(statistic <= observed): the share of the orderings, or (hits + 1) / (draws + 1) for a sample."""
+    hits = int((null <= observed[0]).sum())
+    return hits / len(null) if exact else (hits + 1) / (len(null) + 1)
+
+
+def _spearman_statistics(x, y, orderings):
+    """``sum(2 r_x * 2 r_y[ordering])`` per ordering (the identity where ``orderings`` is None)."""
+    import numpy as np
+
+    rank_x = np.array([round(2 * r) for r in _average_ranks(x)], dtype=np.int64)
+    rank_y = np.array([round(2 * r) for r in _average_ranks(y)], dtype=np.int64)
+    permuted = rank_y[None, :] if orderings is None else rank_y[orderings]
+    return permuted @ rank_x
+
+
+def _kendall_statistics(x, y, orderings, every: bool = False):
+    """``sum_{i<j} sign(x_i - x_j) sign(y_o(i) - y_o(j))`` per ordering o (the identity where None);
+    ``every``: the orderings are all of them, :func:`_all_permutations`, whose pair indices are cached.
+
+    Signs and sums are float64 (BLAS): integers far below 2**53, so exact.
+    """
+    import numpy as np
+
+    n = len(x)
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    first, second = np.triu_indices(n, k=1)
+    sign_x = np.sign(xa[first] - xa[second])
+    sign_y = np.sign(ya[:, None] - ya[None, :]).ravel()  # sign_y[a * n + b] = sign(y_a - y_b)
+    if orderings is None:
+        return sign_y[first * n + second][None, :] @ sign_x
+    if every:
+        return sign_y[_all_pair_indices(n)] @ sign_x
+    chunk = max(1, 2**22 // len(first))  # about 4 M pair signs at a time
+    parts = [sign_y[block[:, first] * n + block[:, second]] @ sign_x for block in _blocks(orderings, chunk)]
+    return np.concatenate(parts)
+
+
+@cache
+def _all_pair_indices(n: int):
+    """``o(i) * n + o(j)`` for every ordering o and pair i < j (uint8: 13 MB at n = 9)."""
+    import numpy as np
+
+    first, second = np.triu_indices(n, k=1)
+    orderings = _all_permutations(n)
+    if n * n > 256:  # the indices leave uint8 (only where EXACT_MAX_N was raised beyond 16)
+        orderings = orderings.astype(np.intp)
+    indices = orderings[:, first] * np.uint8(n) + orderings[:, second]
+    indices.setflags(write=False)
+    return indices
+
+
+def _blocks(rows, size: int):
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+@cache
+def _all_permutations(n: int):
+    """Every ordering of ``range(n)`` as rows of an (n!, n) array, built by inserting one value at a time."""
+    import numpy as np
+
+    rows = np.zeros((1, 0), dtype=np.uint8)  # n <= EXACT_MAX_N: small numbers, small rows
+    for value in range(n):
+        count, width = rows.shape
+        grown = np.empty((count * (width + 1), width + 1), dtype=np.uint8)
+        for position in range(width + 1):
+            block = grown[position * count : (position + 1) * count]
+            block[:, :position], block[:, position], block[:, position + 1 :] = rows[:, :position], value, rows[:, position:]
+        rows = grown
+    rows.setflags(write=False)
+    return rows
+
+
+def _random_permutations(n: int, resamples: int, seed: int):
+    """``resamples`` uniformly random orderings of ``range(n)``, reproducible from ``seed``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.permuted(np.tile(np.arange(n), (resamples, 1)), axis=1)
