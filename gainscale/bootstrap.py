@@ -129,7 +129,7 @@ class ModelBootstrap:
 
     def summary(self, resample: int) -> ModelSummary:
         """The model as one resample of its prompts sees it, for a claim's predicate."""
-        return ModelSummary.from_gains(self.model, self.n_params, self.attn_draws[resample], self.mlp_draws[resample], "bootstrap")
+        return ModelSummary.from_gains(self.model, self.n_params, self.attn_draws[resample], self.mlp_draws[resample])
 
     def summaries(self) -> list[ModelSummary]:
         return [self.summary(b) for b in range(self.resamples)]

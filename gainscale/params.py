@@ -33,7 +33,8 @@ def count_embedding_parameters(config: Mapping[str, Any]) -> int:
     """
     # config.json files say; where one does not, GPT-2 ties them and GPT-NeoX and Llama do not
     tied = config.get("tie_word_embeddings", config.get("model_type") == "gpt2")
-    return config["vocab_size"] * config["hidden_size"] * (1 if tied else 2)
+    hidden = config.get("hidden_size") or config["n_embd"]  # GPT-2 configs name it n_embd
+    return config["vocab_size"] * hidden * (1 if tied else 2)
 
 
 def _gpt_neox_parameters(config: Mapping[str, Any]) -> int:
@@ -66,8 +67,7 @@ def count_non_embedding_parameters(config: Mapping[str, Any]) -> int:
 
     Less the input (token) embedding, and less the output embedding (the LM head) where it is
     a matrix of its own; a tied head is the input embedding, counted once and taken away once.
-    Position embeddings, layer norms and biases stay. GPT-NeoX by a closed formula (Pythia:
-    total - 2 * vocab_size * hidden_size), other architectures on torch's meta device.
+    Position embeddings, layer norms and biases stay.
 
     Examples
     --------
@@ -75,21 +75,4 @@ def count_non_embedding_parameters(config: Mapping[str, Any]) -> int:
     >>> count_non_embedding_parameters(pythia_config("pythia-70m"))
     18915328
     """
-    if config.get("model_type") == "gpt_neox":
-        embeddings = config["vocab_size"] * config["hidden_size"] * (1 if config.get("tie_word_embeddings", False) else 2)
-        return _gpt_neox_parameters(config) - embeddings
-    return _meta_device_non_embedding_parameters(config)
-
-
-def _meta_device_non_embedding_parameters(config: Mapping[str, Any]) -> int:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    settings = {k: v for k, v in config.items() if k != "model_type"}
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(config["model_type"], **settings))
-    embeddings = {id(model.get_input_embeddings().weight): model.get_input_embeddings().weight.numel()}
-    output = model.get_output_embeddings()
-    if output is not None:
-        embeddings[id(output.weight)] = output.weight.numel()  # the same key, once, where tied
-    return sum(p.numel() for p in model.parameters()) - sum(embeddings.values())
+    return count_parameters(config) - count_embedding_parameters(config)

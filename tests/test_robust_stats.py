@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from gainscale import _exactstats, params, permutation, stats
-from gainscale.claims import contraction_trend, scaling_fit
+from gainscale.paper import contraction_trend, scaling_fit
 from gainscale.params import count_non_embedding_parameters, count_parameters
 from gainscale.published import published_data, published_summaries
 from gainscale.stats import LeaveOneOut, PowerLawFit, Residual, TheilSen, TrendTest, falling_trend, fit_power_law
@@ -403,7 +403,7 @@ def test_external_residuals_and_cooks_distance_by_refitting(data):
     assume(np.ptp(x) > 1e-2)
     fit = fit_power_law([f"m{i}" for i in range(len(x))], list(10**x), list(10**y))
     s = fit._residual_std()
-    assume(s > 1e-6)
+    assume(s > 1e-3)  # a fit that is all but exact leaves the refits to rounding
     design = np.column_stack([np.ones(len(x)), x])
     fitted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
     for i, residual in enumerate(fit.residuals()):
@@ -411,7 +411,7 @@ def test_external_residuals_and_cooks_distance_by_refitting(data):
         assume(np.ptp(x[keep]) > 1e-2)
         coef, ss, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
         s_without = math.sqrt(((y[keep] - design[keep] @ coef) ** 2).sum() / (len(x) - 3))
-        assume(s_without > 1e-6)
+        assume(s_without > 1e-3)
         external = (y[i] - fitted[i]) / (s_without * math.sqrt(1 - residual.leverage))
         cooks = ((fitted - design @ coef) ** 2).sum() / (2 * s**2)
         assert residual.externally_studentized == pytest.approx(external, rel=1e-6, abs=1e-9)
