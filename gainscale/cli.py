@@ -329,7 +329,8 @@ def _export(cache, path: Path, models: list[str]) -> int:
     from .bundles import export_bundle
 
     result = export_bundle(cache, path, models)
-    print(f"exported {result.entries} entries ({', '.join(result.models)}) from {cache.directory} to {result.path}")
+    entries = "1 entry" if result.entries == 1 else f"{result.entries} entries"
+    print(f"exported {entries} ({', '.join(result.models)}) from {cache.directory} to {result.path}")
     return 0
 
 
