@@ -12,6 +12,11 @@ A *request* is what a user asks for: model source, revision as asked (``main``),
 prompt-set hash and method version. The revision the hub resolves it to (a commit sha, or a
 fingerprint of a local directory) completes the key. Looking up a request needs no network
 and no model: replaying on a laptop finds the newest entry of the request.
+
+A key means the same in every cache, so that entries can be carried from one to another in a
+bundle (:mod:`gainscale.bundles`): a model that lives inside the cache directory (the tiny
+suite's) is keyed by its place in the cache (``<cache>/tiny-models/tiny-s``), not by the
+absolute path of the cache it happened to be built in.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +39,8 @@ from .files import canonical_json, pretty_json, write_atomic
 from .measurement import Measurement
 
 ENTRY_FORMAT = 1
+#: how a key names a model directory inside the cache directory (see :meth:`MeasurementCache.keyed`)
+IN_CACHE = "<cache>/"
 
 
 class CacheWarning(UserWarning):
@@ -65,10 +72,20 @@ class CacheRequest:
 class CacheEntry:
     """A valid entry read from disk."""
 
+    #: the entry's file (for an entry read from a bundle: the bundle's path and member name)
     path: Path
+    #: what it was measured for, as the cache keys it (see :meth:`MeasurementCache.keyed`)
     request: CacheRequest
+    #: the commit sha or local fingerprint the request resolved to
     resolved_revision: str
     measurement: Measurement
+    #: the entry's own checksum, over its key and measurement: equal checksums, equal entries
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        """The name this entry has in every cache's ``measurements/``."""
+        return entry_file_name(self.measurement.model, self.request, self.resolved_revision)
 
 
 class MeasurementCache:
@@ -90,6 +107,7 @@ class MeasurementCache:
 
         Corrupt entries met on the way are quarantined with a :class:`CacheWarning`.
         """
+        request = self.keyed(request)
         pattern = f"*--{request.digest}--{_slug(resolved_revision) if resolved_revision else '*'}.json"
         entries = [e for e in map(self._read_or_quarantine, self._glob(pattern)) if e is not None]
         entries = [e for e in entries if e.request == request]
@@ -111,6 +129,22 @@ class MeasurementCache:
                 bad.append((self.quarantine(path), str(error)))
         return valid, bad
 
+    def keyed(self, request: CacheRequest) -> CacheRequest:
+        """``request`` as this cache keys it: a model inside the cache directory by its place there.
+
+        The tiny suite builds its models under the cache directory, so their source is an
+        absolute path that differs from one cache to the next; keyed by that, an entry carried
+        to another cache would never be found again. Any other source is kept as it is.
+        """
+        source = Path(request.source)
+        if request.source.startswith(IN_CACHE) or not source.is_dir():
+            return request
+        try:
+            inside = source.resolve().relative_to(self.directory.resolve())
+        except ValueError:
+            return request
+        return replace(request, source=IN_CACHE + inside.as_posix())
+
     def _glob(self, pattern: str) -> list[Path]:
         return sorted((self.directory / "measurements").glob(pattern))
 
@@ -128,8 +162,8 @@ class MeasurementCache:
 
     def store(self, request: CacheRequest, resolved_revision: str, measurement: Measurement) -> Path:
         """Write an entry atomically; return its path. Raises :class:`CacheError` when it cannot."""
-        name = f"{_slug(measurement.model)}--{request.digest}--{_slug(resolved_revision)}.json"
-        path = self.directory / "measurements" / name
+        request = self.keyed(request)
+        path = self.directory / "measurements" / entry_file_name(measurement.model, request, resolved_revision)
         key = {**asdict(request), "resolved_revision": resolved_revision}
         body = {"key": key, "measurement": measurement.to_json()}
         try:
@@ -150,7 +184,35 @@ class MeasurementCache:
             locks.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CacheError(_unwritable(self.directory, error)) from None
-        return FileLock(str(locks / f"{request.digest}.lock"))
+        return FileLock(str(locks / f"{self.keyed(request).digest}.lock"))
+
+    def add(self, entry: CacheEntry, content: str | bytes) -> CacheEntry | None:
+        """Write an entry read elsewhere (a bundle's), unless another holds its key already.
+
+        Parameters
+        ----------
+        entry
+            The entry, checked (:func:`read_entry`); its key names the file it goes to.
+        content
+            Its file's content, written as it is, atomically.
+
+        Returns
+        -------
+        CacheEntry or None
+            None when ``entry`` was written; else the entry that holds the key already,
+            identical (same ``sha256``) or not: it is never overwritten. A corrupt entry in
+            the way is quarantined (with a :class:`CacheWarning`) and replaced.
+        """
+        path = self.directory / "measurements" / entry.file_name
+        with self.lock(entry.request):  # no measurement or other import writes the key meanwhile
+            existing = self._read_or_quarantine(path)
+            if existing is not None:
+                return existing
+            try:
+                write_atomic(path, content)
+            except WriteError as error:
+                raise CacheError(_unwritable(self.directory, error)) from None
+        return None
 
     def get_or_measure(
         self, request: CacheRequest, resolve: Callable[[], str], measure: Callable[[str], Measurement]
@@ -205,10 +267,23 @@ class MeasurementCache:
         return len(paths)
 
 
-def read_entry(path: Path) -> CacheEntry:
-    """Read and check one entry; raise :class:`CorruptEntryError` naming the file and the fault."""
+def entry_file_name(model: str, request: CacheRequest, resolved_revision: str) -> str:
+    """The file name of an entry in ``measurements/``: model, request digest, resolved revision."""
+    return f"{_slug(model)}--{request.digest}--{_slug(resolved_revision)}.json"
+
+
+def read_entry(path: Path, data: bytes | None = None) -> CacheEntry:
+    """Read and check one entry; raise :class:`CorruptEntryError` naming the file and the fault.
+
+    Parameters
+    ----------
+    path
+        The entry's file; only named in messages when ``data`` is given.
+    data
+        The entry's bytes when they come from elsewhere (a bundle's member); None to read ``path``.
+    """
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(path.read_bytes() if data is None else data)
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -228,7 +303,7 @@ def read_entry(path: Path) -> CacheEntry:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as error:
         raise CorruptEntryError(f"cache entry {path} is malformed ({type(error).__name__}: {error})") from None
-    return CacheEntry(path, request, resolved, measurement)
+    return CacheEntry(path, request, resolved, measurement, checksum)
 
 
 def _unwritable(directory: Path, error: OSError) -> str:

@@ -2,13 +2,14 @@
 
 A user's mistake ends in one line on stderr that says what, where and what to do, and exit
 status 2 (1 for a failure that is not a mistake, such as a cache that cannot be written);
-no traceback.
+no traceback. Output cut short by its reader (``gainscale cache list | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,13 +21,26 @@ from .settings import MEASURE, Option, Settings, options_for
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
 
 
+#: the exit status of a command whose reader went away, as of a tool killed by SIGPIPE
+BROKEN_PIPE_STATUS = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return its exit status."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warning
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        sys.stdout.flush()  # a reader gone meanwhile shows here, inside main, not at exit
+        return status
     except GainscaleError as error:
         print(f"gainscale: error: {error}", file=sys.stderr)
         return 2
@@ -35,14 +49,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of our output closed it (``| head``): stop without a word.
+
+    What is still buffered for stdout can never be written; pointing stdout at /dev/null
+    keeps Python from reporting that when it flushes at exit.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+    return BROKEN_PIPE_STATUS
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gainscale", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    measure = commands.add_parser("measure", help="measure one model's attention and MLP gains (cached)")
-    measure.add_argument("model", metavar="MODEL", help="a suite's model name, a hub id (org/name) or a local directory")
+    measure = commands.add_parser("measure", help="measure one model's attention and MLP gains (cached), or a suite's")
+    measure.add_argument("model", metavar="MODEL", nargs="?",
+                         help="a suite's model name, a hub id (org/name) or a local directory; "
+                         "leave it out to measure every model of --suite")
     measure.add_argument("--suite", help="suite the model name belongs to (built-in name or TOML file)")
     measure.add_argument("--revision", help="hub revision: branch, tag or commit (default: main)")
+    _add_suite_measure_options(measure)
     _add_measure_options(measure)
     measure.add_argument("--json", action="store_true", help="print the measurement record as JSON instead of tables")
     measure.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -53,9 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     suites.add_argument("files", nargs="*", type=Path, metavar="SUITE.toml", help="suite files to list too")
     suites.set_defaults(run=_suites)
 
-    cache = commands.add_parser("cache", help="list, verify or clear cached measurements")
-    cache.add_argument("action", choices=["list", "verify", "clear"])
+    cache = commands.add_parser("cache", help="list, verify or clear cached measurements; export or import bundles",
+                                description=CACHE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cache.add_argument("action", choices=["list", "verify", "clear", "export", "import"])
     cache.add_argument("--cache", type=Path, help="cache directory (default: $GAINSCALE_CACHE or .gainscale/)")
+    _add_bundle_options(cache)
     cache.set_defaults(run=_cache)
 
     notebook = commands.add_parser("import-notebook", help="store the paper notebook's results JSON as a named set")
@@ -64,6 +98,34 @@ def _parser() -> argparse.ArgumentParser:
     notebook.add_argument("--cache", type=Path, help="cache directory (default: $GAINSCALE_CACHE or .gainscale/)")
     notebook.set_defaults(run=_import_notebook)
     return parser
+
+
+CACHE_DESCRIPTION = """\
+list, verify or clear the cached measurements; export them to a bundle, or import bundles.
+
+A bundle is one zip file of cache entries with their checksums. GPU machines that each
+measure a shard of a suite (gainscale measure --suite S --shard K/N) export one each, and one
+machine imports them all. It is also how a paper ships its measurements: anyone who imports
+its bundle replays its claims on a laptop (pytest claims), with no GPU and no weights.
+
+  gainscale cache export FILE.zip [--model NAME ...]   every entry, or those of the models named
+  gainscale cache import FILE.zip [FILE.zip ...]       checked whole first; never overwrites a
+                                                       different entry for the same key"""
+
+
+def _add_bundle_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``cache export`` and ``cache import`` (kept together to move them as one)."""
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                        help="export: the bundle to write (FILE.zip); import: the bundles to read")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME",
+                        help="export: only the entries of this model (repeatable; default: every entry)")
+
+
+def _add_suite_measure_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``measure --suite S`` with no MODEL (kept together to move them as one)."""
+    parser.add_argument("--shard", metavar="K/N",
+                        help="with --suite and no MODEL: measure only the K-th of N disjoint parts of the suite "
+                        "(K from 1, round robin over the suite's order); the N parts together are the suite")
 
 
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
@@ -94,10 +156,24 @@ def _typed(opt: Option):
 
 
 def _measure(args: argparse.Namespace) -> int:
-    values = {opt.name: getattr(args, opt.name, None) for opt in options_for(MEASURE)}
-    settings = Settings.from_options({**values, "suite": args.suite or "pythia"}, progress=not args.quiet and not args.json)
+    if args.model is None:
+        return _measure_suite(args)
+    if args.shard:
+        raise OptionError(f"--shard {args.shard} picks models of a suite: pass --suite and no MODEL")
+    settings = _measure_settings(args)
     suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
-    measurer = Measurer(suite, settings)
+    measurement, from_cache, status = _get(Measurer(suite, settings), spec)
+    _print_measurement(measurement, from_cache, args.json)
+    return status
+
+
+def _measure_settings(args: argparse.Namespace) -> Settings:
+    values = {opt.name: getattr(args, opt.name, None) for opt in options_for(MEASURE)}
+    return Settings.from_options({**values, "suite": args.suite or "pythia"}, progress=not args.quiet and not args.json)
+
+
+def _get(measurer: Measurer, spec: ModelSpec):
+    """``(measurement, from_cache, status)``: status 1 when it could not be cached, else 0."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -106,15 +182,80 @@ def _measure(args: argparse.Namespace) -> int:
             raise GainscaleError(f"{spec.name}: {missing}; pass --device cpu (and --dtype float32) to measure on the CPU") from None
     for warning in caught:
         print(f"gainscale: warning: {warning.message}", file=sys.stderr)
-    if args.json:
+    from .cache import CacheWriteWarning
+
+    return measurement, from_cache, 1 if any(issubclass(w.category, CacheWriteWarning) for w in caught) else 0
+
+
+def _print_measurement(measurement, from_cache: bool, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(measurement.to_json(), indent=1))
     else:
         from .tables import measurement_tables
 
         print(measurement_tables(measurement, from_cache))
-    from .cache import CacheWriteWarning
 
-    return 1 if any(issubclass(w.category, CacheWriteWarning) for w in caught) else 0
+
+def _measure_suite(args: argparse.Namespace) -> int:
+    """Every model of ``--suite`` (or of its ``--shard``), one after another.
+
+    A model that fails is reported in one line and the others are still measured; the exit
+    status is 1 when any failed. A mistake common to every model (a bad prompt file, an
+    unknown suite) stops before the first, with status 2.
+    """
+    if not args.suite:
+        raise OptionError("name a MODEL to measure, or pass --suite S to measure every model of a suite")
+    if args.revision:
+        raise OptionError("--revision applies to one MODEL; a suite's models name their own revisions")
+    settings = _measure_settings(args)
+    suite = load_suite(args.suite, settings.cache_dir)
+    specs, part = _suite_part(suite, args.shard)
+    measurer = Measurer(suite, settings)
+    measurer.prompts  # a bad prompt file is every model's mistake: one line, before any model
+    if not specs:
+        print(f"gainscale: {part} has no models (more shards than the suite's {len(suite.models)} models)", file=sys.stderr)
+        return 0
+    records, failed, status = [], [], 0
+    for number, spec in enumerate(specs, 1):
+        if not args.json:
+            print(f"== {spec.name} ({number} of {len(specs)}, {part})")
+        try:
+            measurement, from_cache, cached_status = _get(measurer, spec)
+        except Exception as error:  # one model's failure must not cost the others (KeyboardInterrupt still stops)
+            failed.append(spec.name)
+            print(f"gainscale: error: {_about(spec.name, error)}", file=sys.stderr)
+            continue
+        status = max(status, cached_status)
+        if args.json:
+            records.append(measurement.to_json())
+        else:
+            _print_measurement(measurement, from_cache, as_json=False)
+    if args.json:
+        print(json.dumps(records, indent=1))
+    print(_suite_summary(part, len(specs), failed), file=sys.stderr)
+    return 1 if failed else status
+
+
+def _suite_part(suite: Suite, shard_text: str | None) -> tuple[tuple[ModelSpec, ...], str]:
+    """The models to measure and how to name them: the suite, or one shard of it."""
+    from .sharding import parse_shard, shard
+
+    if not shard_text:
+        return suite.models, f"suite {suite.name}"
+    k, n = parse_shard(shard_text)
+    return shard(suite.models, k, n), f"shard {k}/{n} of suite {suite.name}"
+
+
+def _about(name: str, error: Exception) -> str:
+    """One line about a model's failure, naming the model once."""
+    message = str(error) if isinstance(error, GainscaleError) else f"{type(error).__name__}: {error}"
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
+def _suite_summary(part: str, total: int, failed: list[str]) -> str:
+    if not failed:
+        return f"gainscale: {part}: {total} of {total} models measured or found in the cache"
+    return f"gainscale: {part}: {total - len(failed)} of {total} models measured or found in the cache; failed: {', '.join(failed)}"
 
 
 def resolve_model(name: str, suite_name: str | None, cache_dir: Path, revision: str | None) -> tuple[Suite | None, ModelSpec]:
@@ -158,7 +299,12 @@ def _cache(args: argparse.Namespace) -> int:
     from .cache import MeasurementCache
     from .tables import cache_table
 
+    _check_bundle_arguments(args)
     cache = MeasurementCache(Settings(cache=args.cache).cache_dir)
+    if args.action == "export":
+        return _export(cache, args.files[0], args.model)
+    if args.action == "import":
+        return _import(cache, args.files)
     if args.action == "clear":
         print(f"removed {cache.clear()} entries from {cache.directory}")
         return 0
@@ -170,6 +316,68 @@ def _cache(args: argparse.Namespace) -> int:
         return 1 if bad else 0
     print(cache_table(cache.entries(), cache.directory))
     return 0
+
+
+def _check_bundle_arguments(args: argparse.Namespace) -> None:
+    """FILE and --model belong to export and import alone; export writes one FILE, import reads some."""
+    if args.action not in ("export", "import"):
+        if args.files or args.model:
+            extra = " ".join(map(str, args.files)) or f"--model {args.model[0]}"
+            raise OptionError(f"cache {args.action} takes no FILE or --model (got {extra}); they are for export and import")
+    elif args.action == "export" and len(args.files) != 1:
+        raise OptionError(f"cache export writes one bundle: pass one FILE (e.g. measurements.zip), not {len(args.files)}")
+    elif args.action == "import" and (not args.files or args.model):
+        raise OptionError("cache import reads the bundles named: pass one FILE or more, and no --model"
+                          if args.files else "cache import needs the bundle FILEs to read")
+
+
+def _export(cache, path: Path, models: list[str]) -> int:
+    from .bundles import export_bundle
+
+    result = export_bundle(cache, path, models)
+    entries = "1 entry" if result.entries == 1 else f"{result.entries} entries"
+    print(f"exported {entries} ({', '.join(result.models)}) from {cache.directory} to {result.path}")
+    return 0
+
+
+def _import(cache, paths: list[Path]) -> int:
+    """Import bundles; a conflict is a line each and exit status 1, after the others are imported."""
+    from .bundles import import_bundles
+
+    result = import_bundles(cache, paths)
+    for conflict in result.conflicts:
+        print(f"gainscale: {conflict}", file=sys.stderr)
+    print(f"imported {len(result.imported)}, already present {result.present}, conflicts {len(result.conflicts)} "
+          f"from {len(paths)} {'bundle' if len(paths) == 1 else 'bundles'} into {cache.directory}")
+    return 1 if result.conflicts else 0
+
+
+class _Version(argparse.Action):
+    """``--version``: the versions are looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the versions of gainscale, torch, transformers and Python, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit()
+
+
+def _version() -> str:
+    """gainscale's version and those its numbers depend on, read without importing torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (f"gainscale {__version__} (torch {installed('torch')}, transformers {installed('transformers')}, "
+            f"Python {sys.version.split()[0]})")
 
 
 def _import_notebook(args: argparse.Namespace) -> int:

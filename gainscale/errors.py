@@ -74,6 +74,10 @@ class CorruptEntryError(CacheError):
     """A cache entry whose content fails to parse or to match its checksum."""
 
 
+class BundleError(CacheError):
+    """A bundle of measurements that cannot be imported or exported; nothing of it is imported."""
+
+
 class NotebookImportError(GainscaleError):
     """A notebook results file that is malformed; nothing of it is imported."""
 

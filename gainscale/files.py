@@ -28,11 +28,11 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
 
-    The text goes to a temporary file in the same directory, is flushed to disk, and is
-    renamed over ``path``.
+    The text (UTF-8; or bytes, written as they are) goes to a temporary file in the same
+    directory, is flushed to disk, and is renamed over ``path``.
 
     Raises
     ------
@@ -48,7 +48,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise WriteError(path, error) from None
     try:
         os.fchmod(descriptor, _file_mode())  # mkstemp makes it private; a cache is often shared
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        binary = isinstance(text, bytes)
+        with os.fdopen(descriptor, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,4 +1,4 @@
-"""Prompt sets: one prompt per line of a UTF-8 text file, identified by their SHA-256."""
+"""Prompt sets: one prompt per line of a UTF-8 text file (a leading BOM is ignored), identified by their SHA-256."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
 
 def _parse(data: bytes, where: str) -> tuple[str, ...]:
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig drops a byte order mark at the start (Windows editors write one), which
+        # would otherwise be part of the first prompt and change the prompt set's hash
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise PromptError(
