@@ -442,12 +442,12 @@ def quiet_transformers():
 @contextmanager
 def _quiet_gguf_dequantising():
     """transformers' GGUF reader draws its own tqdm bar, which its progress-bar switch misses."""
-    import sys
     from functools import partial
 
-    module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
-    if module is None:
+    try:
         import transformers.modeling_gguf_pytorch_utils as module
+    except ImportError:
+        module = None
     original = getattr(module, "tqdm", None)
     if original is None:  # another transformers version: nothing to silence
         yield

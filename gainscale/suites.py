@@ -475,12 +475,21 @@ def _read_model_entry(entry: Any, path: Path, index: int, line: int | None, line
         revision=revision,
         dtype=_optional_dtype(entry, path, where),
         gguf=kind == "gguf",
+        config=_known_config(source) if kind == "hub" else None,
         step=training_step(revision),
     )
     if "revisions" not in entry:
         return [spec]
     sweep = _sweep(entry["revisions"], path, f"{where} ({name}): revisions", lines)
     return [dataclasses.replace(spec, name=f"{name}@{rev}", revision=rev, sweep=name, step=step) for rev, step in sweep]
+
+
+def _known_config(hub_id: str) -> dict[str, Any] | None:
+    """The config of a Pythia hub id (every revision shares it), so that listing it needs no hub."""
+    org, _, model = hub_id.partition("/")
+    if org != "EleutherAI" or model.removesuffix("-deduped") not in _pythia_configs()["models"]:
+        return None
+    return pythia_config(model)
 
 
 def _source_kind(entry: dict[str, Any], path: Path, where: str) -> str:

@@ -146,6 +146,7 @@ def test_a_revision_list_expands_into_one_model_per_revision(tmp_path):
         "EleutherAI/pythia-70m", "step512", "p70", 512, "float32")
     assert (step0.step, main.step, main.sweep) == (0, None, "p70")
     assert (one.sweep, one.step, one.revision) == (None, 7, "step7")
+    assert step512.config == pythia_config("pythia-70m") and one.config is None  # Pythia's is known
 
 
 def test_a_revision_range_includes_its_stop_and_formats_each_step(tmp_path):
