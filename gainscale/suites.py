@@ -80,9 +80,9 @@ class ModelSpec:
 
     #: short name used in test ids and reports, e.g. ``pythia-70m``
     name: str
-    #: a hub id (``EleutherAI/pythia-70m``) or an absolute local directory
+    #: a hub id (``EleutherAI/pythia-70m``), an absolute local directory, or an absolute GGUF file
     source: str
-    #: True when ``source`` is a local directory
+    #: True when ``source`` is a local directory or GGUF file
     local: bool = False
     #: hub revision (branch, tag or commit); None means the hub's default branch
     revision: str | None = None
