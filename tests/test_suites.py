@@ -1,4 +1,4 @@
-"""Suites: the built-in Pythia shapes match REFERENCE.md; suite files fail loudly and precisely."""
+"""Suites: the built-in Pythia shapes match the published parameter counts; suite files fail loudly and precisely."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from gainscale.errors import OptionError, SuiteFileError, UnknownNameError
 from gainscale.params import _llama_parameters, _meta_device_parameters, count_parameters
 from gainscale.suites import MAX_SWEEP, load_suite, pythia_config, smollm2_config, training_step
 
-#: ../shared/REFERENCE.md, "The Pythia suite": the parameter column
-REFERENCE_PARAMETERS = {
+#: the Pythia suite's published parameter counts (every parameter of the causal-LM, untied LM head)
+PUBLISHED_PARAMETERS = {
     "pythia-70m": 70_426_624,
     "pythia-160m": 162_322_944,
     "pythia-410m": 405_334_016,
@@ -21,17 +21,17 @@ REFERENCE_PARAMETERS = {
 }
 
 
-@pytest.mark.parametrize("model", REFERENCE_PARAMETERS)
+@pytest.mark.parametrize("model", PUBLISHED_PARAMETERS)
 def test_pythia_parameter_counts_equal_reference(model):
-    """The closed formula and a meta-device GPTNeoXForCausalLM both give REFERENCE.md's count."""
+    """The closed formula and a meta-device GPTNeoXForCausalLM both give the published count."""
     config = pythia_config(model)
-    assert count_parameters(config) == REFERENCE_PARAMETERS[model]
-    assert _meta_device_parameters(config) == REFERENCE_PARAMETERS[model]
+    assert count_parameters(config) == PUBLISHED_PARAMETERS[model]
+    assert _meta_device_parameters(config) == PUBLISHED_PARAMETERS[model]
 
 
 def test_builtin_suites(tmp_path):
     pythia = load_suite("pythia", tmp_path)
-    assert pythia.model_names == list(REFERENCE_PARAMETERS)
+    assert pythia.model_names == list(PUBLISHED_PARAMETERS)
     assert pythia.model("pythia-12b").source == "EleutherAI/pythia-12b"
     assert (pythia.device, pythia.dtype, pythia.needs_gpu) == ("cuda", "float16", True)
     deduped = load_suite("pythia-deduped", tmp_path)
