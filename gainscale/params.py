@@ -1,9 +1,9 @@
 """Parameter counts from a model's config, without its weights.
 
 The paper counts every parameter of ``AutoModelForCausalLM`` (embeddings and LM head
-included). For GPT-NeoX the count is a closed formula, so listing the Pythia suite or
-replaying it from cache needs no torch; other architectures are built on torch's meta
-device, which allocates nothing.
+included, a tied LM head once). For GPT-NeoX and Llama the count is a closed formula, so
+listing the Pythia and SmolLM2 suites or replaying them from cache needs no torch; other
+architectures are built on torch's meta device, which allocates nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def count_parameters(config: Mapping[str, Any]) -> int:
     """
     if config.get("model_type") == "gpt_neox":
         return _gpt_neox_parameters(config)
+    if config.get("model_type") == "llama" and all(key in config for key in _LLAMA_KEYS):
+        return _llama_parameters(config)
     return _meta_device_parameters(config)
 
 
@@ -37,18 +39,37 @@ def count_embedding_parameters(config: Mapping[str, Any]) -> int:
     return config["vocab_size"] * hidden * (1 if tied else 2)
 
 
+#: the keys the Llama formula needs; a config without one falls back to the meta device,
+#: which knows transformers' defaults
+_LLAMA_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def _llama_parameters(config: Mapping[str, Any]) -> int:
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    kv_heads = config.get("num_key_value_heads") or heads
+    inner = config["intermediate_size"]
+    attention_bias = 1 if config.get("attention_bias", False) else 0
+    mlp_bias = 1 if config.get("mlp_bias", False) else 0
+    query_out, key_value_out = heads * head_dim, kv_heads * head_dim
+    attention = (hidden + attention_bias) * (query_out + 2 * key_value_out) + query_out * hidden + hidden * attention_bias
+    mlp = 2 * (hidden * inner + inner * mlp_bias) + inner * hidden + hidden * mlp_bias  # gate, up; down
+    layer_norms = 2 * hidden  # RMSNorm: weight only
+    layers = config["num_hidden_layers"] * (layer_norms + attention + mlp)
+    return count_embedding_parameters(config) + layers + hidden  # final RMSNorm
+
+
 def _gpt_neox_parameters(config: Mapping[str, Any]) -> int:
     hidden = config["hidden_size"]
     inner = config.get("intermediate_size") or 4 * hidden
-    vocab = config["vocab_size"]
     bias = 1 if config.get("attention_bias", True) else 0
     layer_norms = 2 * (2 * hidden)  # input and post-attention LayerNorm, weight + bias
     attention = 3 * hidden * hidden + 3 * hidden * bias + hidden * hidden + hidden * bias
     mlp = hidden * inner + inner + inner * hidden + hidden  # dense_h_to_4h, dense_4h_to_h
     layers = config["num_hidden_layers"] * (layer_norms + attention + mlp)
-    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
     final_layer_norm = 2 * hidden
-    return embeddings + layers + final_layer_norm
+    return count_embedding_parameters(config) + layers + final_layer_norm
 
 
 def _meta_device_parameters(config: Mapping[str, Any]) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from conftest import local_spec
+from hubcache import add_snapshot
 
 from gainscale.errors import ModelLoadError
 from gainscale.loading import LoadOptions, check_local_directory, load_model, resolve_revision
@@ -109,13 +111,7 @@ def test_hub_failure_is_wrapped_with_model_and_advice(tmp_path, monkeypatch):
 def test_hub_id_loads_offline_from_the_hf_cache_through_the_real_path(pythia_70m_dir, tmp_path):
     """`gainscale measure pythia-70m` with the checkpoint laid out as the hub cache keeps it:
     the hub id resolves to the cached commit and loads with HF_HUB_OFFLINE=1, no network."""
-    repo = tmp_path / "hub" / "models--EleutherAI--pythia-70m"
-    snapshot = repo / "snapshots" / SHA
-    snapshot.mkdir(parents=True)
-    for file in pythia_70m_dir.iterdir():
-        (snapshot / file.name).symlink_to(file)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SHA)
+    add_snapshot(tmp_path / "hub", "EleutherAI/pythia-70m", "main", pythia_70m_dir, SHA)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "GAINSCALE_CACHE": str(tmp_path / "gs")}
     command = [sys.executable, "-m", "gainscale.cli", "measure", "pythia-70m", "--device", "cpu", "--dtype", "float32", "--json", "--prompts", str(_two_prompts(tmp_path))]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -134,3 +130,58 @@ def _two_prompts(tmp_path):
 
 def test_check_local_directory_accepts_a_saved_checkpoint(small_model_dir):
     check_local_directory(small_model_dir, allow_pickle=False)
+
+
+# ---------------------------------------------------------------------------- incomplete checkpoints
+
+
+def _without_tokenizer(directory):
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (directory / name).unlink(missing_ok=True)
+
+
+def _truncated(directory):
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_without_tokenizer, r"^gainscale: error: model: .*/model: no tokenizer \(tokenizer\.json, tokenizer\.model, vocab\.json, \.\.\.\); save the model's tokenizer into the directory too"),
+        (_truncated, r"^gainscale: error: model: .*/model/model\.safetensors is truncated or corrupt \([\d,]+ bytes; its header says [\d,]+\); copy or download it again$"),
+    ],
+    ids=["no-tokenizer", "truncated-weights"],
+)
+def test_an_incomplete_checkpoint_is_one_line_naming_model_and_file_and_writes_nothing(model_copy, tmp_path, capsys, damage, message):
+    from gainscale.cli import main
+
+    damage(model_copy)
+    cache = tmp_path / "cache"
+    status = main(["measure", str(model_copy), "--cache", str(cache), "--device", "cpu", "-q"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "" and err.count("\n") == 1, err
+    assert re.search(message, err.strip()), err
+    assert not cache.exists()
+
+
+def test_a_corrupt_weights_file_that_passes_the_size_check_is_still_one_line(model_copy, monkeypatch):
+    """What the header check cannot see (a header that lies) is caught where safetensors reads it."""
+    weights = model_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    length = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + length].decode()
+    data[8 : 8 + length] = header.replace('"F32"', '"F16"', 1).encode()  # same size, wrong dtype
+    weights.write_bytes(bytes(data))
+    check_local_directory(model_copy, allow_pickle=False)  # the size still adds up
+    with pytest.raises(ModelLoadError, match=r"^small: a weights file of .*/model is truncated or corrupt \(.*\); copy or download it again$"):
+        load_model(local_spec(model_copy), "x", LoadOptions(device="cpu", progress=False))
+
+
+def test_safetensors_header_check_reads_the_header_alone(model_copy):
+    from gainscale.loading import check_safetensors_file
+
+    check_safetensors_file(model_copy / "model.safetensors")
+    (model_copy / "model.safetensors").write_bytes(b"\xff" * 8 + b"{}")
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors is truncated or corrupt \(10 bytes; its header is unreadable\)"):
+        check_safetensors_file(model_copy / "model.safetensors")

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from ..errors import CacheError, DeviceUnavailable
+from ..errors import CacheError, DeviceUnavailable, ModelUnavailable
 from ..loading import read_config
 from ..measurement import METHOD_VERSION, Measurement
 from ..measurer import Measurer
@@ -64,6 +64,8 @@ class MeasuredSource:
         spec = self.suite.model(model)
         try:
             return self.measurer.get(spec)
+        except ModelUnavailable as missing:
+            raise Unavailable(str(missing)) from None  # names the package to install
         except DeviceUnavailable as missing:
             # the same words for every model, so that pytest folds the skips into one line
             raise Unavailable(
