@@ -29,10 +29,10 @@ from .progress import progress_bar
 from .prompts import PromptSet
 
 #: padded tokens per forward pass on CPU. Measured on pythia-160m's config (random weights,
-#: float32, one thread, the 40 shipped prompts; tests/benchmarks/test_bench_token_budget.py),
-#: time relative to the best budget in one run: 128 tokens 1.19, 256 1.04, 512 1.00,
-#: 1024 1.01, 2048 1.06, 4096 1.10. Below ~256 tokens per-op overhead dominates; above ~1024
-#: the activations leave the CPU caches and padding grows (fewer, wider batches).
+#: float32, one thread, the 40 shipped prompts, 21 to 59 tokens each; every budget in turns in
+#: one run of tests/benchmarks/test_bench_token_budget.py on a shared two-core machine), time
+#: relative to the fastest: 128 tokens 1.14, 256 1.10, 512 1.00, 1024 1.00, 2048 1.21,
+#: 4096 1.37. Small batches pay per-op overhead; wide ones leave the CPU caches and pad more.
 CPU_TOKEN_BUDGET = 512
 
 #: padded tokens per forward pass on CUDA, chosen for an 80 GB GPU. GEMMs of a 5120-wide model
@@ -59,36 +59,48 @@ def length_order(token_ids: Sequence[Sequence[int]]) -> list[int]:
     return sorted(range(len(token_ids)), key=lambda i: (len(token_ids[i]), i))
 
 
-def next_batch(order: Sequence[int], lengths: Sequence[int], start: int, token_budget: int, max_prompts: int | None = None) -> list[int]:
-    """The prompts of the batch that begins at ``order[start]``.
-
-    ``order`` is shortest first, so the last prompt taken is the longest and the batch's padded
-    size is (prompts x its length). Prompts are taken while that stays within ``token_budget``
-    and, if given, the batch holds at most ``max_prompts``; a prompt longer than the budget
-    goes alone.
-    """
-    end = start + 1
-    while end < len(order) and (max_prompts is None or end - start < max_prompts):
-        if (end - start + 1) * lengths[order[end]] > token_budget:
-            break
-        end += 1
-    return list(order[start:end])
-
-
 def plan_batches(token_ids: Sequence[Sequence[int]], token_budget: int, max_prompts: int | None = None) -> list[list[int]]:
     """Every batch the meter runs for ``token_ids`` under ``token_budget``, as prompt indices.
 
+    See :func:`plan_sorted` for how the prompts are split.
+
     Examples
     --------
-    >>> plan_batches([[1] * 3, [1] * 2, [1] * 5, [1] * 2], token_budget=8)
-    [[1, 3, 0], [2]]
+    >>> plan_batches([[1] * 2, [1] * 9, [1] * 2, [1] * 2], token_budget=12)
+    [[0, 2, 3], [1]]
     """
-    order, lengths = length_order(token_ids), [len(ids) for ids in token_ids]
-    batches, start = [], 0
-    while start < len(order):
-        batches.append(next_batch(order, lengths, start, token_budget, max_prompts))
-        start += len(batches[-1])
-    return batches
+    return plan_sorted(length_order(token_ids), [len(ids) for ids in token_ids], token_budget, max_prompts)
+
+
+def plan_sorted(order: Sequence[int], lengths: Sequence[int], token_budget: int, max_prompts: int | None = None) -> list[list[int]]:
+    """Split prompts sorted shortest first into consecutive batches, each within the budget.
+
+    A batch's padded size is (prompts x its longest); it stays within ``token_budget`` (a
+    prompt longer than the budget goes alone) and, if given, a batch holds at most
+    ``max_prompts``. Among such splits this one has the least padded tokens plus a fixed
+    cost per forward pass of an eighth of the budget: filling every batch to the budget
+    greedily can pad a lot (256 prompts of 25 to 65 tokens under 16,384 make a batch of 252
+    prompts padded to 65, 44% padding), while splitting pays only where it saves more padding
+    than a forward pass costs. Exact, by dynamic programming over the sorted prompts.
+    """
+    import numpy as np
+
+    sorted_lengths = np.array([lengths[i] for i in order], dtype=np.int64)  # (P,) ascending
+    overhead = token_budget / 8
+    best = np.zeros(len(order) + 1)  # best[j]: least cost of batching the first j prompts
+    cut = np.zeros(len(order) + 1, dtype=np.int64)  # where the last batch of that split begins
+    for end in range(1, len(order) + 1):
+        longest = int(sorted_lengths[end - 1])
+        rows = max(1, min(token_budget // longest, max_prompts or end, end))
+        starts = np.arange(end - rows, end)  # (rows,) first prompt of a last batch ending here
+        costs = best[end - rows : end] + (end - starts) * longest + overhead  # (rows,)
+        pick = int(np.argmin(costs))
+        best[end], cut[end] = costs[pick], starts[pick]
+    batches, end = [], len(order)
+    while end > 0:
+        batches.append(list(order[cut[end] : end]))
+        end = int(cut[end])
+    return batches[::-1]
 
 
 def pad_right(batch: Sequence[Sequence[int]], device="cpu"):
@@ -326,17 +338,19 @@ class GainMeter:
         body = loaded.model.base_model  # the transformer without its LM head
         device = body.get_input_embeddings().weight.device
         order, lengths = length_order(token_ids), [len(ids) for ids in token_ids]
+        plan = plan_sorted(order, lengths, budget, self.batch_size)
         parts, done = [], []  # per batch (S, fields, B) on the device; the prompts in that order
         bar = progress_bar(len(token_ids), f"measuring {loaded.spec.name}", "prompt", self.progress, position=1)
         halvings = 0
-        while len(done) < len(order):
-            batch = next_batch(order, lengths, len(done), budget, self.batch_size)
+        while plan:
+            batch = plan.pop(0)
             try:
                 parts.append(self._forward(body, recorder, [token_ids[i] for i in batch], device))
             except torch.cuda.OutOfMemoryError:
                 budget = _lowered_budget(loaded, batch, lengths, budget)
                 halvings += 1
                 torch.cuda.empty_cache()
+                plan = plan_sorted(order[len(done) :], lengths, budget, self.batch_size)  # the rest, under the new budget
                 continue
             done.extend(batch)
             bar.update(len(batch))

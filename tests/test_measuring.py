@@ -142,10 +142,11 @@ def test_cuda_out_of_memory_halves_the_token_budget_and_goes_on(small_model_dir,
 
     expected = measure(small_model_dir, PROMPTS, batch_size=None)
     original = GainMeter._forward
-    padded = []
+    padded, rows = [], []
 
     def forward_with_little_memory(body, recorder, batch, device):
         padded.append(len(batch) * max(map(len, batch)))
+        rows.append(len(batch))
         if padded[-1] > 100:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return original(body, recorder, batch, device)
@@ -154,8 +155,14 @@ def test_cuda_out_of_memory_halves_the_token_budget_and_goes_on(small_model_dir,
     with pytest.warns(MeasurementWarning, match=r"small: CUDA out of memory on \d+ prompts x \d+ tokens; token budget halved to") as warned:
         halved = measure(small_model_dir, PROMPTS, batch_size=None, token_budget=400)
     budgets = [int(str(w.message).rsplit(" ", 1)[1].replace(",", "")) for w in warned]
-    assert budgets == sorted(budgets, reverse=True) and budgets[-1] <= 100 < budgets[0] and padded[0] <= 400
-    assert all(size <= 100 for size in padded[len(budgets) + 1 :])  # every batch after the last halving fits
+    assert budgets == sorted(budgets, reverse=True) and budgets[-1] <= 100
+    in_force, lowered = 400, iter(budgets)
+    for size, count in zip(padded, rows):  # every batch within the budget in force (or one prompt alone)
+        assert size <= in_force or count == 1, (padded, budgets)
+        if size > 100:
+            in_force = next(lowered)  # a failure lowers it to at most half the failed batch
+            assert in_force <= size // 2, (padded, budgets)
+    assert next(lowered, None) is None
     assert halved.provenance.token_budget == 400 and halved.provenance.budget_halvings == len(budgets)
     assert_close(halved.attn_gains, expected.attn_gains)
     assert_close(halved.mlp_gains, expected.mlp_gains)
@@ -172,7 +179,24 @@ def test_cuda_out_of_memory_on_one_prompt_names_it(small_model_dir, monkeypatch)
         measure(small_model_dir, FEW, batch_size=None)
 
 
-def test_plan_batches_keeps_each_batch_within_the_budget():
+def padded(batches, lengths) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def greedy_batches(lengths, budget, cap):
+    """Fill each batch while the next (longer) prompt fits: a feasible split, written independently."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [[order[0]]]
+    for index in order[1:]:
+        current = batches[-1]
+        if (cap is None or len(current) < cap) and (len(current) + 1) * lengths[index] <= budget:
+            current.append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def test_plan_batches_keeps_each_batch_within_the_budget_and_pads_little():
     """Sorted by length; padded tokens (prompts x longest) within budget and cap; a long prompt alone."""
     from gainscale.meter import plan_batches
 
@@ -182,24 +206,56 @@ def test_plan_batches_keeps_each_batch_within_the_budget():
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat)
-    assert batches == [[8, 2, 3, 0], [5, 6], [4], [1], [7]]  # 4 x 5 = 20; 2 x 7; 12; 40 and 90 alone
+    # 3 x 3 = 9, then 5 with 7 and 7 (21), 12 alone; 40 and 90 exceed the budget and go alone
+    assert batches == [[8, 2, 3], [0, 5, 6], [4], [1], [7]]
     assert all(len(b) <= 2 for b in plan_batches(token_ids, token_budget=1000, max_prompts=2))
+    # the greedy fill pads 256 prompts of 25..65 tokens to 65 in one batch of 252; the plan splits
+    lengths = [25 + (i * 41) // 256 for i in range(256)]
+    planned = plan_batches([[0] * n for n in lengths], 16384)
+    assert padded(planned, lengths) < 0.9 * padded(greedy_batches(lengths, 16384, None), lengths)
+
+
+def _cost(batches, lengths, budget):
+    return padded(batches, lengths) + len(batches) * budget / 8
 
 
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=60), st.integers(1, 2000), st.none() | st.integers(1, 9))
 @settings(max_examples=200, deadline=None)
 def test_plan_batches_property(lengths, budget, cap):
+    """Every prompt once, sorted, within budget and cap, never costlier than the greedy fill."""
     from gainscale.meter import plan_batches
 
     batches = plan_batches([[0] * n for n in lengths], budget, cap)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [lengths[i] for b in batches for i in b] == sorted(lengths)
     for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        assert len(batch) == 1 or len(batch) * longest <= budget
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= budget
         assert cap is None or len(batch) <= cap
-    for first, second in zip(batches, batches[1:]):  # greedy: the next prompt would not have fitted
-        widened = len(first) + 1
-        assert (cap is not None and len(first) == cap) or widened * lengths[second[0]] > budget
+    assert _cost(batches, lengths, budget) <= _cost(greedy_batches(lengths, budget, cap), lengths, budget) + 1e-9
+
+
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=9), st.integers(1, 200))
+@settings(max_examples=150, deadline=None)
+def test_plan_batches_is_the_cheapest_split(lengths, budget):
+    """Against every split of the sorted prompts into consecutive batches (brute force)."""
+    from itertools import product
+
+    from gainscale.meter import plan_batches
+
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    cheapest = float("inf")
+    for cuts in product((False, True), repeat=len(order) - 1):
+        batches, current = [], [order[0]]
+        for cut, index in zip(cuts, order[1:]):
+            if cut:
+                batches.append(current)
+                current = []
+            current.append(index)
+        batches.append(current)
+        if all(len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget for b in batches):
+            cheapest = min(cheapest, _cost(batches, lengths, budget))
+    planned = plan_batches([[0] * n for n in lengths], budget)
+    assert _cost(planned, lengths, budget) == pytest.approx(cheapest)
 
 
 def test_provenance_records_budget_threads_kernel_and_largest_batch(small_model_dir):
