@@ -54,15 +54,27 @@ class PairedTimes:
 
 def time_in_turns(benchmark, ours: Callable[[], object], theirs: Callable[[], object], rounds: int, warmup_rounds: int = 1) -> PairedTimes:
     """Benchmark ``ours`` for ``rounds`` rounds, running and timing ``theirs`` before each one."""
+    our_times, their_times = time_many_in_turns(benchmark, ours, {"theirs": theirs}, rounds, warmup_rounds)
+    return PairedTimes(ours=our_times, theirs=their_times["theirs"])
+
+
+def time_many_in_turns(
+    benchmark, ours: Callable[[], object], others: dict[str, Callable[[], object]], rounds: int, warmup_rounds: int = 1
+) -> tuple[tuple[float, ...], dict[str, tuple[float, ...]]]:
+    """Benchmark ``ours`` for ``rounds`` rounds, running and timing each of ``others`` before each one.
+
+    Returns ``(our seconds per round, {name: its seconds per round})``, warm-up rounds left out.
+    """
     if benchmark.disabled:  # --benchmark-enable under xdist: pytest-benchmark times nothing
         pytest.skip("pytest-benchmark is disabled in this run (xdist?): run with -p no:xdist")
-    their_times: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in others}
 
-    def run_theirs() -> None:
-        started = time.perf_counter()
-        theirs()
-        their_times.append(time.perf_counter() - started)
+    def run_others() -> None:
+        for name, function in others.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
 
-    benchmark.pedantic(ours, setup=run_theirs, rounds=rounds, warmup_rounds=warmup_rounds)
+    benchmark.pedantic(ours, setup=run_others, rounds=rounds, warmup_rounds=warmup_rounds)
     # pedantic calls setup before the warm-up rounds too: drop those
-    return PairedTimes(ours=tuple(benchmark.stats.stats.data), theirs=tuple(their_times[warmup_rounds:]))
+    return tuple(benchmark.stats.stats.data), {name: tuple(t[warmup_rounds:]) for name, t in times.items()}
