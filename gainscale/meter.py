@@ -29,10 +29,11 @@ from .progress import progress_bar
 from .prompts import PromptSet
 
 #: padded tokens per forward pass on CPU. Measured on pythia-160m's config (random weights,
-#: float32, one thread, the 40 shipped prompts, 21 to 59 tokens each; every budget in turns in
-#: one run of tests/benchmarks/test_bench_token_budget.py on a shared two-core machine), time
-#: relative to the fastest: 128 tokens 1.14, 256 1.10, 512 1.00, 1024 1.00, 2048 1.21,
-#: 4096 1.37. Small batches pay per-op overhead; wide ones leave the CPU caches and pad more.
+#: float32, one thread, the 40 shipped prompts of 21 to 59 tokens; every budget in turns, six
+#: rounds in one run on a shared two-core machine, as tests/benchmarks/test_bench_token_budget.py
+#: does), median CPU time relative to the fastest: 128 tokens 1.09, 256 1.00, 512 1.005,
+#: 1024 1.09, 2048 1.11, 4096 1.12 (wall time, noisier there: 512 fastest, 256 1.11).
+#: Small batches pay per-op overhead; wide ones leave the CPU caches and pad more.
 CPU_TOKEN_BUDGET = 512
 
 #: padded tokens per forward pass on CUDA, chosen for an 80 GB GPU. GEMMs of a 5120-wide model

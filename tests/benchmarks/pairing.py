@@ -3,7 +3,8 @@
 On a shared, noisy machine two benchmarks run one after the other see different neighbours;
 run in turns, round by round, both see the same. pytest-benchmark times gainscale's side (in
 pedantic mode, fixed rounds and warm-up); the other side runs in the pedantic ``setup`` just
-before each round, timed by hand with :func:`time.perf_counter`.
+before each round, timed by hand with the same timer (``--benchmark-timer``, default
+:func:`time.perf_counter`).
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ def time_many_in_turns(
     if benchmark.disabled:  # --benchmark-enable under xdist: pytest-benchmark times nothing
         pytest.skip("pytest-benchmark is disabled in this run (xdist?): run with -p no:xdist")
     times: dict[str, list[float]] = {name: [] for name in others}
+    # the timer pytest-benchmark times ours with (--benchmark-timer), so that both sides agree;
+    # time.process_time suits a crowded machine, where wall time counts the neighbours' work
+    timer = getattr(benchmark, "_timer", time.perf_counter)
 
     def run_others() -> None:
         for name, function in others.items():
-            started = time.perf_counter()
+            started = timer()
             function()
-            times[name].append(time.perf_counter() - started)
+            times[name].append(timer() - started)
 
     benchmark.pedantic(ours, setup=run_others, rounds=rounds, warmup_rounds=warmup_rounds)
     # pedantic calls setup before the warm-up rounds too: drop those

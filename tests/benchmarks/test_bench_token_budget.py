@@ -3,7 +3,8 @@
 On a model with pythia-160m's exact config (random weights), float32 on CPU, the 40 shipped
 prompts (1,559 tokens with the random model's tokenizer, 21 to 59 per prompt), every budget
 measured in turns, round by round, in one run. The figures that chose
-:data:`gainscale.meter.CPU_TOKEN_BUDGET` come from this benchmark.
+:data:`gainscale.meter.CPU_TOKEN_BUDGET` come from this comparison. On a crowded machine add
+``--benchmark-timer time.process_time``: with one thread, CPU time leaves the neighbours out.
 """
 
 from __future__ import annotations
