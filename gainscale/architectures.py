@@ -1,8 +1,8 @@
-"""Where each architecture keeps its attention and MLP sublayers.
+"""Where each architecture keeps its attention and MLP sublayers, and the norms before them.
 
 One table, keyed by the config's ``model_type``: the attribute path from the causal-LM to the
-list of layers, and each layer's attention and MLP attribute. Supporting a new architecture
-is one row here.
+list of layers, each layer's attention and MLP attribute, and the norm module each of the two
+reads its input through. Supporting a new architecture is one row here.
 """
 
 from __future__ import annotations
@@ -23,17 +23,43 @@ class ModuleLayout:
     attention: str
     #: attribute of one layer holding its MLP module
     mlp: str
+    #: attribute of one layer holding the norm whose output is the attention's input; its
+    #: input is the residual stream the attention reads
+    attention_norm: str
+    #: attribute of one layer holding the norm whose output is the MLP's input; its input is
+    #: the residual stream the MLP reads (the layer's input under GPT-NeoX's parallel residual)
+    mlp_norm: str
 
+    def norm_of(self, kind: str) -> str:
+        """The norm attribute in front of ``kind`` (``attention`` or ``mlp``)."""
+        return {"attention": self.attention_norm, "mlp": self.mlp_norm}[kind]
+
+
+_PRE_NORM = {"attention_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm"}
 
 LAYOUTS: dict[str, ModuleLayout] = {
-    "gpt_neox": ModuleLayout(layers="gpt_neox.layers", attention="attention", mlp="mlp"),
-    "gpt2": ModuleLayout(layers="transformer.h", attention="attn", mlp="mlp"),
-    "llama": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp"),
-    "mistral": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp"),
+    "gpt_neox": ModuleLayout(layers="gpt_neox.layers", attention="attention", mlp="mlp", **_PRE_NORM),
+    "gpt2": ModuleLayout(layers="transformer.h", attention="attn", mlp="mlp", attention_norm="ln_1", mlp_norm="ln_2"),
+    "llama": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", **_PRE_NORM),
+    "mistral": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", **_PRE_NORM),
 }
 
 #: the two sublayers gainscale measures, in the order it reports them
 MODULE_KINDS = ("attention", "mlp")
+
+
+@dataclass(frozen=True)
+class Sublayer:
+    """One measured module of a loaded model and the norm that feeds it."""
+
+    #: index of the transformer layer, from 0
+    layer: int
+    #: ``attention`` or ``mlp``
+    kind: str
+    #: the attention or MLP module; its input is the norm's output
+    module: Any
+    #: the LayerNorm / RMSNorm in front of it; its input is the residual stream
+    norm: Any
 
 
 def layout_for(model_type: str) -> ModuleLayout:
@@ -48,14 +74,27 @@ def layout_for(model_type: str) -> ModuleLayout:
         ) from None
 
 
-def find_sublayers(model: Any) -> list[tuple[int, str, Any]]:
-    """List ``(layer index, "attention" | "mlp", module)`` of a loaded causal-LM, in order."""
-    layout = layout_for(model.config.model_type)
+def find_sublayers(model: Any) -> list[Sublayer]:
+    """List every layer's attention and MLP :class:`Sublayer` of a loaded causal-LM, in order."""
+    model_type = model.config.model_type
+    layout = layout_for(model_type)
     layers = model
     for name in layout.layers.split("."):
         layers = getattr(layers, name)
     found = []
     for index, layer in enumerate(layers):
-        found.append((index, "attention", getattr(layer, layout.attention)))
-        found.append((index, "mlp", getattr(layer, layout.mlp)))
+        for kind in MODULE_KINDS:
+            module = _attribute(layer, getattr(layout, kind), model_type, index)
+            norm = _attribute(layer, layout.norm_of(kind), model_type, index)
+            found.append(Sublayer(index, kind, module, norm))
     return found
+
+
+def _attribute(layer: Any, name: str, model_type: str, index: int) -> Any:
+    try:
+        return getattr(layer, name)
+    except AttributeError:
+        raise UnsupportedArchitectureError(
+            f"{model_type}: layer {index} has no module {name!r}, where gainscale.architectures.LAYOUTS "
+            f"expects one; this {type(layer).__name__} is laid out differently: correct its row"
+        ) from None

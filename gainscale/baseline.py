@@ -37,6 +37,7 @@ _IDENTITY_ADVICE = {
     "device": "--gainscale-device {old}",
     "prompts": "--gainscale-prompts with the prompt file whose SHA-256 is {old}",
     "method_version": "the gainscale release that measured it",
+    "gain": "--gainscale-gain {old}",
     "published_table_sha256": "the gainscale release whose published table it was made from",
     "file_sha256": "the same notebook file, imported again",
 }

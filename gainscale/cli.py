@@ -163,7 +163,7 @@ def _measure(args: argparse.Namespace) -> int:
     settings = _measure_settings(args)
     suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
     measurement, from_cache, status = _get(Measurer(suite, settings), spec)
-    _print_measurement(measurement, from_cache, args.json)
+    _print_measurement(measurement, from_cache, args.json, settings.gain)
     return status
 
 
@@ -189,13 +189,13 @@ def _get(measurer: Measurer, spec: ModelSpec):
     return measurement, from_cache, 1 if any(issubclass(w.category, CacheWriteWarning) for w in caught) else 0
 
 
-def _print_measurement(measurement, from_cache: bool, as_json: bool) -> None:
+def _print_measurement(measurement, from_cache: bool, as_json: bool, gain: str = "paper") -> None:
     if as_json:
         print(json.dumps(measurement.to_json(), indent=1))
     else:
         from .tables import measurement_tables
 
-        print(measurement_tables(measurement, from_cache))
+        print(measurement_tables(measurement, from_cache, gain))
 
 
 def _measure_suite(args: argparse.Namespace) -> int:
@@ -231,7 +231,7 @@ def _measure_suite(args: argparse.Namespace) -> int:
         if args.json:
             records.append(measurement.to_json())
         else:
-            _print_measurement(measurement, from_cache, as_json=False)
+            _print_measurement(measurement, from_cache, as_json=False, gain=measurer.settings.gain)
     if args.json:
         print(json.dumps(records, indent=1))
     print(_suite_summary(part, len(specs), failed), file=sys.stderr)

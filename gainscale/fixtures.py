@@ -131,7 +131,7 @@ def _read(request, session: ClaimSession, source: str, summaries: list[ModelSumm
     """Note in the test's record which models it read from ``source``, and how they were obtained."""
     update_record(
         request.node,
-        source_info=session.sources[source].info(),
+        source_info=session.source_info(source),
         models=tuple(summaries),
         provenance=session.provenance(source, [s.model for s in summaries]),
     )

@@ -112,7 +112,8 @@ class Measurer:
         from .meter import GainMeter
 
         options = load_options(self.settings, device=self.device_for(spec), dtype=self.dtype_for(spec))
-        meter = GainMeter(batch_size=self.settings.batch_size, progress=self.settings.progress)
+        s = self.settings
+        meter = GainMeter(batch_size=s.batch_size, progress=s.progress, token_budget=s.token_budget, threads=s.threads)
         with load_model(spec, resolved_revision, options) as loaded:
             return meter.measure(loaded, self.prompts, resolved_revision)
 

@@ -2,36 +2,106 @@
 
 Beyond the paper's loop (one prompt per forward through the full causal-LM), and with the
 same numbers: the LM head is skipped (its logits play no part in any gain), prompts are
-grouped by length and right-padded with an attention mask (padded positions are excluded
-from every norm), and forward hooks reduce each sublayer's input and output to per-prompt
-mean norms on the device at once, so no activation is ever kept.
+sorted by length and grouped into right-padded batches of at most a token budget (padded
+positions are excluded from every norm), and forward hooks reduce each sublayer's input and
+output, and the residual stream entering its norm, to per-prompt numbers on the device at
+once, so no activation is ever kept. Every definition of
+:data:`~gainscale.measurement.GAIN_DEFINITIONS` comes from that one pass.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .architectures import find_sublayers
-from .errors import MeasurementError, PromptError
+from .architectures import Sublayer, find_sublayers
+from .attention import attention_candidates, attention_implementation
+from .devices import default_threads, torch_threads
+from .errors import MeasurementError, OptionError, PromptError
 from .loading import LoadedModel
 from .measurement import METHOD_VERSION, Measurement, ModuleNorms, Provenance
 from .progress import progress_bar
 from .prompts import PromptSet
 
+#: padded tokens per forward pass on CPU. Measured on pythia-160m's config (random weights,
+#: float32, one thread, the 40 shipped prompts of 21 to 59 tokens; every budget in turns, six
+#: rounds in one run on a shared two-core machine, as tests/benchmarks/test_bench_token_budget.py
+#: does), median CPU time relative to the fastest: 128 tokens 1.09, 256 1.00, 512 1.005,
+#: 1024 1.09, 2048 1.11, 4096 1.12 (wall time, noisier there: 512 fastest, 256 1.11).
+#: Small batches pay per-op overhead; wide ones leave the CPU caches and pad more.
+CPU_TOKEN_BUDGET = 512
 
-def default_batch_size(device: str) -> int:
-    """Prompts per forward pass: small on CPU, where large batches stop paying; larger on GPU."""
-    return 64 if device.startswith("cuda") else 8
+#: padded tokens per forward pass on CUDA, chosen for an 80 GB GPU. GEMMs of a 5120-wide model
+#: (pythia-12b) reach their best throughput from a few thousand rows on an H100, so 16k tokens
+#: keep the tensor cores busy while batches stay short enough that sorting by length leaves
+#: little padding. Memory at pythia-12b in float16: ~22 GiB of weights plus ~150 kB of live
+#: activations per token in the widest layer (MLP 4x expansion, QKV, the float32 norms of the
+#: hooks), ~2.5 GiB at 16k tokens; with eager attention's (B, heads, T, T) scores at T = 2048
+#: it is ~10 GiB more. Either fits 80 GB with room; an out-of-memory halves it anyway.
+CUDA_TOKEN_BUDGET = 16384
+
+# the fields the hooks fill for every sublayer and prompt, in this order
+IN, OUT, RATIO, IN_AFTER_FIRST, OUT_AFTER_FIRST, RESIDUAL = range(6)
+N_FIELDS = 6
+
+
+def default_token_budget(device: str) -> int:
+    """Padded tokens per forward pass: :data:`CUDA_TOKEN_BUDGET` on CUDA, else :data:`CPU_TOKEN_BUDGET`."""
+    return CUDA_TOKEN_BUDGET if device.startswith("cuda") else CPU_TOKEN_BUDGET
 
 
 def length_order(token_ids: Sequence[Sequence[int]]) -> list[int]:
     """Prompt indices shortest first, so that each batch holds prompts of similar length."""
     return sorted(range(len(token_ids)), key=lambda i: (len(token_ids[i]), i))
+
+
+def plan_batches(token_ids: Sequence[Sequence[int]], token_budget: int, max_prompts: int | None = None) -> list[list[int]]:
+    """Every batch the meter runs for ``token_ids`` under ``token_budget``, as prompt indices.
+
+    See :func:`plan_sorted` for how the prompts are split.
+
+    Examples
+    --------
+    >>> plan_batches([[1] * 2, [1] * 9, [1] * 2, [1] * 2], token_budget=12)
+    [[0, 2, 3], [1]]
+    """
+    return plan_sorted(length_order(token_ids), [len(ids) for ids in token_ids], token_budget, max_prompts)
+
+
+def plan_sorted(order: Sequence[int], lengths: Sequence[int], token_budget: int, max_prompts: int | None = None) -> list[list[int]]:
+    """Split prompts sorted shortest first into consecutive batches, each within the budget.
+
+    A batch's padded size is (prompts x its longest); it stays within ``token_budget`` (a
+    prompt longer than the budget goes alone) and, if given, a batch holds at most
+    ``max_prompts``. Among such splits this one has the least padded tokens plus a fixed
+    cost per forward pass of an eighth of the budget: filling every batch to the budget
+    greedily can pad a lot (256 prompts of 25 to 65 tokens under 16,384 make a batch of 252
+    prompts padded to 65, 44% padding), while splitting pays only where it saves more padding
+    than a forward pass costs. Exact, by dynamic programming over the sorted prompts.
+    """
+    import numpy as np
+
+    sorted_lengths = np.array([lengths[i] for i in order], dtype=np.int64)  # (P,) ascending
+    overhead = token_budget / 8
+    best = np.zeros(len(order) + 1)  # best[j]: least cost of batching the first j prompts
+    cut = np.zeros(len(order) + 1, dtype=np.int64)  # where the last batch of that split begins
+    for end in range(1, len(order) + 1):
+        longest = int(sorted_lengths[end - 1])
+        rows = max(1, min(token_budget // longest, max_prompts or end, end))
+        starts = np.arange(end - rows, end)  # (rows,) first prompt of a last batch ending here
+        costs = best[end - rows : end] + (end - starts) * longest + overhead  # (rows,)
+        pick = int(np.argmin(costs))
+        best[end], cut[end] = costs[pick], starts[pick]
+    batches, end = [], len(order)
+    while end > 0:
+        batches.append(list(order[cut[end] : end]))
+        end = int(cut[end])
+    return batches[::-1]
 
 
 def pad_right(batch: Sequence[Sequence[int]], device="cpu"):
@@ -48,29 +118,36 @@ def pad_right(batch: Sequence[Sequence[int]], device="cpu"):
     for row, ids in enumerate(batch):
         input_ids[row, : len(ids)] = torch.tensor(ids)
         mask[row, : len(ids)] = 1
+    if str(device).startswith("cuda"):
+        # pinned and non-blocking: a pageable copy would wait for every kernel queued before it
+        return input_ids.pin_memory().to(device, non_blocking=True), mask.pin_memory().to(device, non_blocking=True)
     return input_ids.to(device), mask.to(device)
 
 
 class MeasurementWarning(UserWarning):
-    """Something about a measurement worth saying that does not stop it (a halved batch)."""
+    """Something about a measurement worth saying that does not stop it (a halved token budget)."""
 
 
 class _NormRecorder:
-    """Forward hooks that reduce every sublayer's input and output to per-prompt mean norms.
+    """Forward hooks that reduce every sublayer's input and output to per-prompt numbers.
 
-    Registered ``with_kwargs=True`` so the input is found whether transformers passes it
-    positionally or as ``hidden_states=``. Handles are removed on exit, whatever happens.
+    On each attention and MLP module (registered ``with_kwargs=True``, so the input is found
+    whether transformers passes it positionally or as ``hidden_states=``): the per-prompt means
+    of the input and output token norms, over all tokens and over the tokens after the first,
+    and the mean of the per-token ratio. On the norm in front of it (a pre-hook): the mean
+    token norm of the residual stream it reads. Handles are removed on exit, whatever happens.
     """
 
-    def __init__(self, sublayers: Sequence[tuple[int, str, Any]]):
+    def __init__(self, sublayers: Sequence[Sublayer]):
         self.sublayers = list(sublayers)
         self._handles: list[Any] = []
         self._masks: dict[Any, Any] = {}
 
     def __enter__(self) -> _NormRecorder:
         try:
-            for slot, (_, _, module) in enumerate(self.sublayers):
-                self._handles.append(module.register_forward_hook(self._hook(slot), with_kwargs=True))
+            for slot, sublayer in enumerate(self.sublayers):
+                self._handles.append(sublayer.module.register_forward_hook(self._module_hook(slot), with_kwargs=True))
+                self._handles.append(sublayer.norm.register_forward_pre_hook(self._norm_hook(slot), with_kwargs=True))
         except BaseException:
             self.__exit__()
             raise
@@ -85,30 +162,80 @@ class _NormRecorder:
         """Prepare for a batch whose real tokens are where ``mask`` (B, T) is 1."""
         import torch
 
+        lengths = mask.sum(dim=1).to(torch.float32)  # (B,)
         self._mask = mask.bool()  # (B, T)
-        self._lengths = self._mask.sum(dim=1).to(torch.float32)  # (B,)
-        self._masks = {mask.device: (self._mask, self._lengths)}
-        self.sums = torch.full((len(self.sublayers), 2, mask.shape[0]), float("nan"), device=mask.device)
+        self._divisors = torch.stack((lengths, lengths, lengths, lengths - 1, lengths - 1))  # (5, B), as IN..OUT_AFTER_FIRST
+        self._masks = {mask.device: (self._mask, self._divisors)}
+        self._last_residual: tuple[Any, Any] | None = None  # (weakref to the tensor, its means)
+        self.sums = torch.full((len(self.sublayers), N_FIELDS, mask.shape[0]), float("nan"), device=mask.device)
 
-    def _hook(self, slot: int):
+    def end_batch(self) -> None:
+        """Drop what refers to the batch's tensors."""
+        self._masks.clear()
+        self._last_residual = None
+
+    def _on(self, device):
+        """The mask and divisors on ``device`` (a model spread by device_map has several)."""
+        if device not in self._masks:
+            self._masks[device] = (self._mask.to(device), self._divisors.to(device))
+        return self._masks[device]
+
+    def _module_hook(self, slot: int):
         def hook(module, args, kwargs, output):
             hidden_in = args[0] if args else kwargs["hidden_states"]  # (B, T, C)
             hidden_out = output[0] if isinstance(output, tuple) else output  # (B, T, C)
-            self.sums[slot, 0] = self._mean_norm(hidden_in)
-            self.sums[slot, 1] = self._mean_norm(hidden_out)
+            self.sums[slot, :RESIDUAL] = self._module_means(hidden_in, hidden_out)
 
         return hook
 
-    def _mean_norm(self, hidden):
-        """Mean over each prompt's real tokens of the float32 L2 norm over the hidden dimension."""
+    def _norm_hook(self, slot: int):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("input"))  # (B, T, C)
+            self.sums[slot, RESIDUAL] = self._residual_means(hidden)
+
+        return hook
+
+    def _module_means(self, hidden_in, hidden_out):
+        """(5, B): per prompt, as IN, OUT, RATIO, IN_AFTER_FIRST, OUT_AFTER_FIRST."""
         import torch
 
-        if hidden.device not in self._masks:  # a model spread over devices by device_map
-            self._masks[hidden.device] = (self._mask.to(hidden.device), self._lengths.to(hidden.device))
-        mask, lengths = self._masks[hidden.device]
+        mask, divisors = self._on(hidden_in.device)
+        norm_in = torch.linalg.vector_norm(hidden_in, dim=-1, dtype=torch.float32)  # (B, T)
+        norm_out = torch.linalg.vector_norm(hidden_out, dim=-1, dtype=torch.float32)  # (B, T)
+        # masked_fill, not a product: a padded position's inf * 0 (or 0 / 0 ratio) would be NaN
+        per_token = torch.stack((norm_in, norm_out, norm_out / norm_in)).masked_fill(~mask, 0.0)  # (3, B, T)
+        # the first token is column 0 (right padding): summing from column 1 leaves it out
+        # exactly, with no subtraction to lose the rest's digits to a huge first norm
+        sums = torch.cat((per_token.sum(dim=-1), per_token[:2, :, 1:].sum(dim=-1)))  # (5, B)
+        return (sums / divisors).to(self.sums.device)  # (5, B); 0 / 0 = NaN after the first of a one-token prompt
+
+    def _residual_means(self, hidden):
+        """(B,): per prompt, the mean token norm of ``hidden``, once per tensor.
+
+        Under GPT-NeoX's parallel residual both norms of a layer read the same tensor.
+        """
+        import torch
+
+        last = self._last_residual
+        if last is not None and last[0]() is hidden:
+            return last[1]
+        mask, divisors = self._on(hidden.device)
         norms = torch.linalg.vector_norm(hidden, dim=-1, dtype=torch.float32)  # (B, T)
-        # masked_fill, not a product: a padded position's inf * 0 would be NaN
-        return (norms.masked_fill(~mask, 0.0).sum(dim=1) / lengths).to(self.sums.device)  # (B,)
+        means = (norms.masked_fill(~mask, 0.0).sum(dim=-1) / divisors[IN]).to(self.sums.device)  # (B,)
+        self._last_residual = (weakref.ref(hidden), means)
+        return means
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What running the batches gave."""
+
+    #: (S, fields, P) per-prompt numbers on the CPU, prompts in the prompt set's order
+    norms: Any
+    #: the most prompts one forward pass held
+    largest_batch: int
+    #: how often an out-of-memory halved the token budget
+    halvings: int
 
 
 @dataclass
@@ -118,10 +245,19 @@ class GainMeter:
     Parameters
     ----------
     batch_size
-        Prompts per forward pass; None picks :func:`default_batch_size` for the device.
-        On CUDA out-of-memory the batch is halved (with a warning) and measuring goes on.
+        At most this many prompts per forward pass; None for no cap beyond the token budget.
     progress
         Show a progress bar (over prompts, with an ETA) when measuring takes more than a moment.
+    token_budget
+        At most this many padded tokens (prompts x longest prompt) per forward pass; a prompt
+        longer than the budget goes alone. None picks :func:`default_token_budget` for the
+        device. On CUDA out-of-memory the budget is halved (with a warning) and measuring goes on.
+    threads
+        torch intra-op threads while measuring (torch's setting is restored after); None picks
+        :func:`~gainscale.devices.default_threads`.
+    attn_implementation
+        transformers' attention kernel to measure with; None picks the fastest available
+        (:func:`~gainscale.attention.attention_candidates`). The model's own comes back after.
 
     Examples
     --------
@@ -131,6 +267,15 @@ class GainMeter:
 
     batch_size: int | None = None
     progress: bool = True
+    token_budget: int | None = None
+    threads: int | None = None
+    attn_implementation: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "token_budget", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise OptionError(f"{name.replace('_', ' ')} must be at least 1, not {value}")
 
     def measure(self, loaded: LoadedModel, prompts: PromptSet, resolved_revision: str) -> Measurement:
         """Measure ``loaded`` over ``prompts``; raises :class:`MeasurementError` on a non-finite norm."""
@@ -140,12 +285,20 @@ class GainMeter:
         model = loaded.model
         token_ids = self._tokenize(loaded, prompts)
         sublayers = find_sublayers(model)
-        batch_size = self.batch_size or default_batch_size(loaded.device)
-        with torch.inference_mode(), _NormRecorder(sublayers) as recorder:
-            norms = self._run_batches(loaded, recorder, token_ids, batch_size)  # (S, 2, P)
-        self._refuse_bad_norms(loaded, sublayers, norms)
+        budget = self.token_budget or default_token_budget(loaded.device)
+        candidates = [self.attn_implementation] if self.attn_implementation else attention_candidates(loaded.device, loaded.dtype)
+        with (
+            torch.inference_mode(),
+            torch_threads(self.threads or default_threads()) as threads,
+            attention_implementation(model, candidates, loaded.spec.name) as attn,
+            _NormRecorder(sublayers) as recorder,
+        ):
+            run = self._run_batches(loaded, recorder, token_ids, budget)
+        lengths = [len(ids) for ids in token_ids]
+        self._refuse_bad_norms(loaded, sublayers, run.norms, lengths)
         n_layers = len(sublayers) // 2
-        per_kind = norms.reshape(n_layers, 2, 2, len(prompts))  # (L, attention|mlp, in|out, P)
+        per_kind = run.norms.reshape(n_layers, 2, N_FIELDS, len(prompts))  # (L, attention|mlp, fields, P)
+        setup = dict(batch_size=run.largest_batch, token_budget=budget, budget_halvings=run.halvings, threads=threads, attn_implementation=attn)
         return Measurement(
             model=loaded.spec.name,
             source=loaded.spec.source,
@@ -158,9 +311,9 @@ class GainMeter:
             n_params=sum(p.numel() for p in model.parameters()),
             n_layers=n_layers,
             hidden_size=model.config.hidden_size,
-            attention=_module_norms(per_kind[:, 0]),
-            mlp=_module_norms(per_kind[:, 1]),
-            provenance=_provenance(loaded, batch_size, time.perf_counter() - started),
+            attention=_module_norms(per_kind[:, 0], lengths),
+            mlp=_module_norms(per_kind[:, 1], lengths),
+            provenance=_provenance(loaded, setup, time.perf_counter() - started),
         )
 
     # ------------------------------------------------------------------ steps
@@ -180,66 +333,115 @@ class GainMeter:
             token_ids.append(ids)
         return token_ids
 
-    def _run_batches(self, loaded: LoadedModel, recorder: _NormRecorder, token_ids, batch_size: int):
+    def _run_batches(self, loaded: LoadedModel, recorder: _NormRecorder, token_ids, budget: int) -> _Run:
         import torch
 
         body = loaded.model.base_model  # the transformer without its LM head
         device = body.get_input_embeddings().weight.device
-        order = length_order(token_ids)
-        norms = torch.empty((len(recorder.sublayers), 2, len(token_ids)), dtype=torch.float32)
+        order, lengths = length_order(token_ids), [len(ids) for ids in token_ids]
+        plan = plan_sorted(order, lengths, budget, self.batch_size)
+        parts, done = [], []  # per batch (S, fields, B) on the device; the prompts in that order
         bar = progress_bar(len(token_ids), f"measuring {loaded.spec.name}", "prompt", self.progress, position=1)
-        position = 0
-        while position < len(order):
-            batch = order[position : position + batch_size]
+        halvings = 0
+        while plan:
+            batch = plan.pop(0)
             try:
-                norms[:, :, batch] = self._forward(body, recorder, [token_ids[i] for i in batch], device)
+                parts.append(self._forward(body, recorder, [token_ids[i] for i in batch], device))
             except torch.cuda.OutOfMemoryError:
-                if batch_size == 1:
-                    raise
-                batch_size //= 2
-                warnings.warn(f"{loaded.spec.name}: CUDA out of memory; batch size halved to {batch_size}", MeasurementWarning, stacklevel=2)
+                budget = _lowered_budget(loaded, batch, lengths, budget)
+                halvings += 1
                 torch.cuda.empty_cache()
+                plan = plan_sorted(order[len(done) :], lengths, budget, self.batch_size)  # the rest, under the new budget
                 continue
-            position += len(batch)
+            done.extend(batch)
             bar.update(len(batch))
         bar.close()
-        return norms
+        gathered = torch.cat(parts, dim=2).cpu()  # (S, fields, P) in batch order; the only device sync
+        norms = torch.empty_like(gathered)
+        norms[:, :, torch.tensor(done)] = gathered
+        return _Run(norms=norms, largest_batch=max(p.shape[2] for p in parts), halvings=halvings)
 
     @staticmethod
     def _forward(body, recorder: _NormRecorder, batch: list[list[int]], device):
-        """One right-padded forward pass; returns the (S, 2, B) per-prompt mean norms on CPU."""
+        """One right-padded forward pass; returns the (S, fields, B) per-prompt numbers, on the device."""
         input_ids, mask = pad_right(batch, device)
         recorder.start_batch(mask)
-        body(input_ids=input_ids, attention_mask=mask, use_cache=False)
-        return recorder.sums.cpu()  # one device sync per batch
+        try:
+            body(input_ids=input_ids, attention_mask=mask, use_cache=False)
+        finally:
+            recorder.end_batch()
+        return recorder.sums
 
     @staticmethod
-    def _refuse_bad_norms(loaded: LoadedModel, sublayers, norms) -> None:
-        """Name the first layer and module whose norm is non-finite, or whose input norm is zero."""
+    def _refuse_bad_norms(loaded: LoadedModel, sublayers: Sequence[Sublayer], norms, lengths: Sequence[int]) -> None:
+        """Name the first layer, module and number that is non-finite, or a divisor that is zero."""
         import torch
 
-        for slot, (layer, kind, _) in enumerate(sublayers):
-            for side, values in (("input", norms[slot, 0]), ("output", norms[slot, 1])):
-                bad = ~torch.isfinite(values) | ((values == 0) if side == "input" else False)
+        several = torch.tensor(lengths) > 1  # (P,) prompts with a token after the first
+        everyone = torch.ones_like(several)
+        for slot, sublayer in enumerate(sublayers):
+            for field, what, is_divisor, prompts in _CHECKS:
+                values = norms[slot, field]  # (P,)
+                bad = (~torch.isfinite(values) | ((values == 0) if is_divisor else False)) & (several if prompts == "several" else everyone)
                 if bad.any():
                     prompt = int(bad.nonzero()[0]) + 1
                     raise MeasurementError(
-                        f"{loaded.spec.name}: layer {layer} {kind}: {side} norm is {float(values[prompt - 1])} "
+                        f"{loaded.spec.name}: layer {sublayer.layer} {sublayer.kind}: {what} is {float(values[prompt - 1])} "
                         f"for prompt {prompt} in {loaded.dtype}; "
                         + ("float16 overflows at this scale: " if loaded.dtype == "float16" else "")
                         + "measure in bfloat16 or float32 (--dtype); nothing was stored"
                     )
 
 
-def _module_norms(per_layer) -> ModuleNorms:
-    """(L, in|out, P) tensor -> ModuleNorms."""
+#: what is checked of every sublayer's numbers: field, its name, whether a gain divides by it,
+#: and which prompts have it (``several``: only those with a token after the first)
+_CHECKS = (
+    (IN, "input norm", True, "all"),
+    (OUT, "output norm", False, "all"),
+    (RESIDUAL, "residual-stream norm (the input of the norm before it)", True, "all"),
+    (RATIO, "mean per-token ratio ||out_t|| / ||in_t|| (a token's input norm is 0 or its output overflows)", False, "all"),
+    (IN_AFTER_FIRST, "input norm after the first token", True, "several"),
+    (OUT_AFTER_FIRST, "output norm after the first token", False, "several"),
+)
+
+
+def _lowered_budget(loaded: LoadedModel, batch: Sequence[int], lengths: Sequence[int], budget: int) -> int:
+    """Half the padded tokens of the batch that ran out of memory (so the next batch is smaller)."""
+    longest = max(lengths[i] for i in batch)
+    if len(batch) == 1:
+        raise MeasurementError(
+            f"{loaded.spec.name}: CUDA out of memory on prompt {batch[0] + 1} alone ({longest:,} tokens) in {loaded.dtype}; "
+            "shorten that prompt, free the GPU, or spread the model over several with --device-map auto"
+        )
+    lowered = max(1, min(budget, len(batch) * longest) // 2)
+    warnings.warn(
+        f"{loaded.spec.name}: CUDA out of memory on {len(batch)} prompts x {longest} tokens; token budget halved to {lowered:,}",
+        MeasurementWarning,
+        stacklevel=4,
+    )
+    return lowered
+
+
+def _module_norms(per_layer, lengths: Sequence[int]) -> ModuleNorms:
+    """(L, fields, P) tensor -> ModuleNorms; after-first numbers of one-token prompts become None."""
+
+    def rows(field: int) -> tuple[tuple[float, ...], ...]:
+        return tuple(tuple(row) for row in per_layer[:, field].tolist())
+
+    def after_first(field: int) -> tuple[tuple[float | None, ...], ...]:
+        return tuple(tuple(v if n > 1 else None for v, n in zip(row, lengths)) for row in rows(field))
+
     return ModuleNorms(
-        inputs=tuple(tuple(row) for row in per_layer[:, 0].tolist()),
-        outputs=tuple(tuple(row) for row in per_layer[:, 1].tolist()),
+        inputs=rows(IN),
+        outputs=rows(OUT),
+        residual_inputs=rows(RESIDUAL),
+        token_ratios=rows(RATIO),
+        inputs_after_first=after_first(IN_AFTER_FIRST),
+        outputs_after_first=after_first(OUT_AFTER_FIRST),
     )
 
 
-def _provenance(loaded: LoadedModel, batch_size: int, seconds: float) -> Provenance:
+def _provenance(loaded: LoadedModel, setup: dict[str, Any], seconds: float) -> Provenance:
     import torch
     import transformers
 
@@ -253,8 +455,7 @@ def _provenance(loaded: LoadedModel, batch_size: int, seconds: float) -> Provena
         torch_version=torch.__version__,
         transformers_version=transformers.__version__,
         device=device,
-        attn_implementation=str(getattr(loaded.model.config, "_attn_implementation", "unknown")),
-        batch_size=batch_size,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         wall_seconds=round(seconds, 3),
+        **setup,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -18,7 +18,7 @@ from .claims import Claim, Conditions
 from .errors import ClaimDeclarationError, OptionError
 from .measurer import Measurer
 from .progress import progress_bar
-from .results import BaselineComparison, ClaimInfo, Verdict
+from .results import BaselineComparison, ClaimInfo, SourceInfo, Verdict
 from .settings import Settings
 from .sources import Source, Unavailable, default_source_names, open_source
 from .suites import Suite, load_suite
@@ -111,8 +111,13 @@ class ClaimSession:
         return [Case(name, None, s.needs_gpu()) for name, s in self.sources.items()]
 
     def summary(self, source: str, model: str) -> ModelSummary:
-        """One model's numbers; raises :class:`Unavailable` saying why and what to do."""
-        return self.sources[source].summary(model)
+        """One model's numbers under the run's gain definition; raises :class:`Unavailable` saying why."""
+        return self.sources[source].summary(model, self.settings.gain)
+
+    def source_info(self, source: str) -> SourceInfo:
+        """What the report says of ``source``; its identity includes the run's gain definition."""
+        info = self.sources[source].info()
+        return replace(info, identity={**info.identity, "gain": self.settings.gain})
 
     def summaries(self, source: str) -> list[ModelSummary]:
         """Every model of ``source``, smallest first; raises :class:`Unavailable` naming the missing."""
@@ -143,7 +148,7 @@ class ClaimSession:
         """Why this run's settings do not match the baseline's (empty when they do, or without one)."""
         if not self.comparing():
             return []
-        identities = {name: source.info().identity for name, source in self.sources.items()}
+        identities = {name: self.source_info(name).identity for name in self.sources}
         lines = self.baseline.setting_differences(identities)
         for claim_id, recorded in self.baseline.thresholds.items():
             for name, value in sorted(recorded.items()):

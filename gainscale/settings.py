@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OptionError
+from .measurement import GAIN_DEFINITIONS
 from .paths import default_cache_dir
 from .suites import DTYPES
 
@@ -96,7 +97,7 @@ def _at_least_one(name: str, value: int) -> None:
         raise OptionError(f"{name}: must be at least 1, not {value}")
 
 
-_VALIDATORS = {"device": _device, "batch_size": _at_least_one}
+_VALIDATORS = {"device": _device, "batch_size": _at_least_one, "token_budget": _at_least_one, "threads": _at_least_one}
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -106,7 +107,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", f"device to measure on: {DEVICE_FORMS}; default: the suite's (Pythia: cuda)"),
     Option("dtype", "dtype to measure in; default: the suite's (Pythia: float16, as the paper)", choices=DTYPES),
     Option("prompts", "prompt file, one prompt per line (UTF-8); default: the shipped set", kind="path", metavar="FILE"),
-    Option("batch_size", "prompts per forward pass; default: 8 on CPU, 64 on CUDA (halved on CUDA out-of-memory)", kind="int", metavar="N"),
+    Option("batch_size", "at most this many prompts per forward pass (batches are filled by --token-budget); default: no cap",
+           kind="int", metavar="N"),
+    Option("token_budget", "padded tokens per forward pass (prompts x longest prompt); default: 512 on CPU, 16384 on "
+           "CUDA; halved on CUDA out-of-memory", kind="int", metavar="TOKENS"),
+    Option("threads", "torch threads while measuring; default: the CPUs this process may use, shared among "
+           "pytest-xdist workers", kind="int", metavar="N"),
+    Option("gain", "which gain the claims are evaluated on: paper (the module's output over its input, the "
+           "norm's output), residual (over the residual stream it reads), token_mean, skip_first; "
+           "default: paper", default="paper", choices=tuple(GAIN_DEFINITIONS)),
     Option("allow_pickle", "load pickle weights (*.bin), which can run code when loaded", kind="bool", default=False),
     Option("trust_remote_code", "run model code from the hub", kind="bool", default=False),
     Option("device_map", "'auto' spreads a model larger than one GPU over several (accelerate)", choices=("auto",)),
@@ -165,8 +174,14 @@ class Settings:
     dtype: str | None = None
     #: prompt file; None for the shipped default set
     prompts: str | None = None
-    #: prompts per forward pass; None for a per-device default
+    #: at most this many prompts per forward pass; None for no cap
     batch_size: int | None = None
+    #: padded tokens per forward pass; None for a per-device default
+    token_budget: int | None = None
+    #: torch threads while measuring; None for the usable CPUs shared among xdist workers
+    threads: int | None = None
+    #: the gain definition claims are evaluated on (``gainscale.measurement.GAIN_DEFINITIONS``)
+    gain: str = "paper"
     allow_pickle: bool = False
     trust_remote_code: bool = False
     device_map: str | None = None
@@ -176,7 +191,7 @@ class Settings:
     worker: str | None = None
 
     def __post_init__(self):
-        for name in ("suite", "device", "dtype", "batch_size", "device_map"):
+        for name in ("suite", "device", "dtype", "batch_size", "token_budget", "threads", "gain", "device_map"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, option(name).parse(value, given_as=name.replace("_", " ")))

@@ -6,21 +6,23 @@ from pathlib import Path
 
 from .cache import CacheEntry
 from .loading import read_config
-from .measurement import Measurement
+from .measurement import GAIN_DEFINITIONS, Measurement
 from .params import count_parameters
 from .suites import Suite
 
 
-def measurement_tables(measurement: Measurement, from_cache: bool) -> str:
-    """The per-layer table (gains, contracting or not) and the summary of one measurement."""
+def measurement_tables(measurement: Measurement, from_cache: bool, gain: str = "paper") -> str:
+    """The per-layer table (gains, contracting or not) and the summary of one measurement, under
+    the gain definition ``gain``."""
+    summary = measurement.summary(gain)
     rows = [f"{'layer':>5}  {'attention gain':>14}  {'':11}  {'MLP gain':>9}  {'':11}"]
-    for layer, (attn, mlp) in enumerate(zip(measurement.attn_gains, measurement.mlp_gains)):
+    for layer, (attn, mlp) in enumerate(zip(summary.attn_gains, summary.mlp_gains)):
         rows.append(f"{layer:>5}  {attn:>14.4f}  {_state(attn):11}  {mlp:>9.4f}  {_state(mlp):11}")
-    summary = measurement.summary()
     origin = "from cache" if from_cache else f"measured in {measurement.provenance.wall_seconds:.1f} s"
     rows += [
         "",
         f"model                  {measurement.model} ({measurement.source}, {measurement.n_params:,} parameters)",
+        f"gain definition        {gain}: {GAIN_DEFINITIONS[gain]}",
         f"final MLP gain         {summary.final_mlp_gain:.4f}",
         f"attention contracting  {summary.attn_contracting} of {summary.n_layers} layers ({summary.attn_contracting_pct:.1f}%)",
         f"MLP contracting        {summary.mlp_contracting} of {summary.n_layers} layers ({summary.mlp_contracting_pct:.1f}%)",

@@ -64,3 +64,46 @@ def test_n_auto_on_the_command_line_starts_one_worker_per_gpu(pytester, monkeypa
     claims_project(pytester)
     result = pytester.runpytest("claims", "-n", "auto", "--gainscale-source", "measured", "--gainscale-cache", str(tmp_path), "-k", "12b")
     result.stdout.fnmatch_lines(["*1 worker [[]2 items]*"])
+
+
+@pytest.mark.parametrize(
+    "affinity, workers, expected",
+    [(2, "2", 1), (2, None, 2), (16, "3", 5), (16, "4", 4), (1, "4", 1), (3, "2", 1), (64, "bad", 64), (8, "0", 8)],
+)
+def test_default_threads_share_the_usable_cpus_among_xdist_workers(monkeypatch, affinity, workers, expected):
+    """The CPUs this process may use (its affinity, not the machine's count), one share per worker, at least 1."""
+    from gainscale import devices
+
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 128)
+    if workers is None:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    else:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", workers)
+    assert devices.default_threads() == expected
+
+
+def test_default_threads_fall_back_to_the_cpu_count_without_affinity(monkeypatch):
+    from gainscale import devices
+
+    monkeypatch.delattr(devices.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 6)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert devices.usable_cpus() == 6 and devices.default_threads() == 3
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: None)
+    assert devices.default_threads() == 1
+
+
+def test_torch_threads_restores_the_previous_setting():
+    import torch
+
+    from gainscale.devices import torch_threads
+    from gainscale.errors import OptionError
+
+    before = torch.get_num_threads()
+    with torch_threads(1) as count:
+        assert count == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(OptionError, match="at least 1, not 0"):
+        with torch_threads(0):
+            pass

@@ -46,8 +46,9 @@ class Source(Protocol):
     def needs_gpu(self) -> bool:
         """Whether getting its numbers may need a CUDA device (its tests carry the ``gpu`` marker)."""
 
-    def summary(self, model: str) -> ModelSummary:
-        """One model's numbers; raises :class:`Unavailable` saying why and what to do."""
+    def summary(self, model: str, gain: str = "paper") -> ModelSummary:
+        """One model's numbers under the gain definition ``gain``; raises :class:`Unavailable`
+        saying why and what to do (no numbers here, or none under that definition)."""
 
     def provenance(self, model: str) -> dict[str, Any]:
         """How ``model``'s numbers were obtained, as label -> value for the report."""
@@ -68,7 +69,10 @@ class TableSource:
     def needs_gpu(self) -> bool:
         return False
 
-    def summary(self, model: str) -> ModelSummary:
+    def summary(self, model: str, gain: str = "paper") -> ModelSummary:
+        if gain != "paper":
+            raise Unavailable(f"{self.name} has the paper's gain alone (a table of numbers, not norms to recompute): "
+                              f"it cannot give {gain!r} gains; evaluate it with --gainscale-gain paper")
         return self._summaries[model]
 
 

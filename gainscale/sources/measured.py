@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import CacheError, DeviceUnavailable, ModelUnavailable
 from ..loading import read_config
-from ..measurement import METHOD_VERSION, Measurement
+from ..measurement import METHOD_VERSION, GainDefinitionUnavailable, Measurement
 from ..measurer import Measurer
 from ..params import count_embedding_parameters
 from ..paths import display_path
@@ -46,13 +46,16 @@ class MeasuredSource:
         """Whether measuring needs CUDA: the user's device, else the suite's (Pythia: cuda)."""
         return (self.measurer.settings.device or self.suite.device or "").startswith("cuda")
 
-    def summary(self, model: str) -> ModelSummary:
+    def summary(self, model: str, gain: str = "paper") -> ModelSummary:
         measurement, _ = self.measurement(model)
+        try:
+            summary = measurement.summary(gain)
+        except GainDefinitionUnavailable as error:
+            raise Unavailable(str(error)) from None
         config = read_config(self.suite.model(model))
         if config is None:
-            return measurement.summary()
-        return replace(measurement.summary(), architecture=config.get("model_type"),
-                       n_embedding_params=count_embedding_parameters(config))
+            return summary
+        return replace(summary, architecture=config.get("model_type"), n_embedding_params=count_embedding_parameters(config))
 
     def measurement(self, model: str) -> tuple[Measurement, bool]:
         """``(measurement, came_from_cache)``; raises :class:`Unavailable` with what to do."""

@@ -75,7 +75,7 @@ def main(model_dir: str, count: int) -> dict:
     torch.set_num_threads(1)
     prompts = varied_prompts(count)
     spec = ModelSpec(name="memory-probe", source=model_dir, local=True)
-    meter = GainMeter(batch_size=None, progress=False)
+    meter = GainMeter(progress=False, threads=1)
     with load_model(spec, "probe", LoadOptions(device="cpu", dtype="float32", progress=False)) as loaded:
         lifetime_peak_loaded = _status_bytes("VmHWM")
         rss_before = _status_bytes("VmRSS")

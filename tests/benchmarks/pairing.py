@@ -3,7 +3,8 @@
 On a shared, noisy machine two benchmarks run one after the other see different neighbours;
 run in turns, round by round, both see the same. pytest-benchmark times gainscale's side (in
 pedantic mode, fixed rounds and warm-up); the other side runs in the pedantic ``setup`` just
-before each round, timed by hand with :func:`time.perf_counter`.
+before each round, timed by hand with the same timer (``--benchmark-timer``, default
+:func:`time.perf_counter`).
 """
 
 from __future__ import annotations
@@ -54,15 +55,30 @@ class PairedTimes:
 
 def time_in_turns(benchmark, ours: Callable[[], object], theirs: Callable[[], object], rounds: int, warmup_rounds: int = 1) -> PairedTimes:
     """Benchmark ``ours`` for ``rounds`` rounds, running and timing ``theirs`` before each one."""
+    our_times, their_times = time_many_in_turns(benchmark, ours, {"theirs": theirs}, rounds, warmup_rounds)
+    return PairedTimes(ours=our_times, theirs=their_times["theirs"])
+
+
+def time_many_in_turns(
+    benchmark, ours: Callable[[], object], others: dict[str, Callable[[], object]], rounds: int, warmup_rounds: int = 1
+) -> tuple[tuple[float, ...], dict[str, tuple[float, ...]]]:
+    """Benchmark ``ours`` for ``rounds`` rounds, running and timing each of ``others`` before each one.
+
+    Returns ``(our seconds per round, {name: its seconds per round})``, warm-up rounds left out.
+    """
     if benchmark.disabled:  # --benchmark-enable under xdist: pytest-benchmark times nothing
         pytest.skip("pytest-benchmark is disabled in this run (xdist?): run with -p no:xdist")
-    their_times: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in others}
+    # the timer pytest-benchmark times ours with (--benchmark-timer), so that both sides agree;
+    # time.process_time suits a crowded machine, where wall time counts the neighbours' work
+    timer = getattr(benchmark, "_timer", time.perf_counter)
 
-    def run_theirs() -> None:
-        started = time.perf_counter()
-        theirs()
-        their_times.append(time.perf_counter() - started)
+    def run_others() -> None:
+        for name, function in others.items():
+            started = timer()
+            function()
+            times[name].append(timer() - started)
 
-    benchmark.pedantic(ours, setup=run_theirs, rounds=rounds, warmup_rounds=warmup_rounds)
+    benchmark.pedantic(ours, setup=run_others, rounds=rounds, warmup_rounds=warmup_rounds)
     # pedantic calls setup before the warm-up rounds too: drop those
-    return PairedTimes(ours=tuple(benchmark.stats.stats.data), theirs=tuple(their_times[warmup_rounds:]))
+    return tuple(benchmark.stats.stats.data), {name: tuple(t[warmup_rounds:]) for name, t in times.items()}

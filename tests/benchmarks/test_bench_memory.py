@@ -2,9 +2,9 @@
 
 The hooks reduce every sublayer's input and output to per-prompt norms at once and keep no
 activation, so peak memory must not grow with the number of prompts by more than what the
-measurement keeps: ``n_layers * 4`` floats per prompt (attention and MLP, input and output),
-held as Python floats in tuples, counted generously at 100 bytes each, plus 50 MB of slack
-for the allocator and the tokenizer. Each prompt count is measured in a fresh process
+measurement keeps: ``n_layers * 2 * N_FIELDS`` floats per prompt (attention and MLP, the six
+per-prompt numbers every gain definition needs), held as Python floats in tuples, counted
+generously at 100 bytes each, plus 50 MB of slack for the allocator and the tokenizer. Each prompt count is measured in a fresh process
 (``memory_probe.py``) on a small random GPT-NeoX; figures: the peak RSS of the measuring call
 (the kernel's high-water mark, reset after loading), tracemalloc's peak during it, and the
 peak of torch's CPU allocations during it.
@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from gainscale.meter import N_FIELDS
 
 PROBE = Path(__file__).with_name("memory_probe.py")
 FEW, MANY = 32, 1000
@@ -43,9 +45,9 @@ def test_peak_memory_is_flat_in_the_number_of_prompts(benchmark, small_model_dir
         pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak RSS after loading")
     few = probe(small_model_dir, FEW)
     many = benchmark.pedantic(probe, args=(small_model_dir, MANY), rounds=1, warmup_rounds=0)
-    # the bound: what 968 more prompts add to the measurement, n_layers * 4 * (1000 - 32) numbers
-    # at 100 bytes each (1.1 MB for 3 layers), plus 50 MB of slack
-    kept = many["n_layers"] * 4 * (MANY - FEW) * BYTES_PER_KEPT_NUMBER
+    # the bound: what 968 more prompts add to the measurement, n_layers * 2 * 6 * (1000 - 32)
+    # numbers at 100 bytes each (3.5 MB for 3 layers), plus 50 MB of slack
+    kept = many["n_layers"] * 2 * N_FIELDS * (MANY - FEW) * BYTES_PER_KEPT_NUMBER
     bound = kept + SLACK
     growth = many["peak_rss"] - few["peak_rss"]
     benchmark.extra_info.update({"few": few, "many": many, "rss_growth": growth, "bound": bound})

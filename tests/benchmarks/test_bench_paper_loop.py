@@ -51,7 +51,7 @@ def paper_loop(model, tokenizer, prompts) -> dict:
 
 def test_measure_is_twice_as_fast_as_the_paper_loop(benchmark, pythia_160m, prompts_32, torch_threads):
     """gainscale's measurement takes at most half the time of the paper's one-prompt-per-forward loop."""
-    meter = GainMeter(batch_size=None, progress=False)
+    meter = GainMeter(progress=False, threads=torch_threads)
     times = time_in_turns(
         benchmark,
         ours=lambda: meter.measure(pythia_160m, prompts_32, "benchmark"),
