@@ -13,18 +13,25 @@ Both statistics are compared as integers, so ties between pairings count exactly
 ranks r, Spearman's rho is an increasing function of ``sum(2 r_x * 2 r_y)`` (the rank means
 and spreads do not change under permutation), and tau-b one of
 ``sum_{i<j} sign(x_i - x_j) sign(y_i - y_j)`` (its tie-corrected denominator does not either).
-numpy loads inside the functions, so importing gainscale stays cheap.
+
+Under every ordering, both null distributions depend only on the tie patterns of x and y (their
+sorted ranks), not on which model holds which value: each pattern's pair of sorted null
+distributions is built once per process and the p-values are binary searches in it, so the
+leave-one-out and sensitivity variants of one claim pay for a single enumeration. numpy loads
+inside the functions, so importing gainscale stays cheap, and a run that keeps a memo
+(:mod:`gainscale.statmemo`) reads known p-values back without loading it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 from ._exactstats import _average_ranks, _check_pairs, _has_nan
 from .errors import GainscaleError
+from .statmemo import remembered
 
 #: the largest number of models whose orderings are all enumerated (9! = 362,880)
 EXACT_MAX_N = 9
@@ -39,6 +46,7 @@ class PermutationP(NamedTuple):
     method: str
 
 
+@remembered(PermutationP._make)
 def falling_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int | None = None, seed: int = 0) -> PermutationP:
     """Permutation p-values of Spearman's rho and Kendall's tau-b against "y falls as x grows".
 
@@ -61,33 +69,76 @@ def falling_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int
         return PermutationP(math.nan, math.nan, "undefined: a constant or nan input has no rank correlation")
     n = len(x)
     if n <= EXACT_MAX_N:
-        orderings, exact = _all_permutations(n), True
-        method = f"exact: all {len(orderings)} orderings"
-    elif resamples is None:
+        return _exact_p(x, y)
+    if resamples is None:
         return PermutationP(math.nan, math.nan, f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings "
                                                 "are all enumerated; give resamples for a Monte Carlo p-value")
-    else:
-        if resamples < 1:
-            raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
-        orderings, exact = _random_permutations(n, resamples, seed), False
-        method = f"Monte Carlo: {resamples} random orderings, seed {seed}"
-    spearman = _share_at_most(_spearman_statistics(x, y, orderings), _spearman_statistics(x, y, None), exact)
-    kendall = _share_at_most(_kendall_statistics(x, y, orderings, exact), _kendall_statistics(x, y, None), exact)
+    if resamples < 1:
+        raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
+    orderings = _random_permutations(n, resamples, seed)
+    method = f"Monte Carlo: {resamples} random orderings, seed {seed}"
+    spearman = _share_at_most(_spearman_statistics(x, y, orderings), _spearman_statistics(x, y, None))
+    kendall = _share_at_most(_kendall_statistics(x, y, orderings), _kendall_statistics(x, y, None))
     return PermutationP(spearman, kendall, method)
 
 
-def _share_at_most(null, observed, exact: bool) -> float:
-    """P(statistic <= observed): the share of the orderings, or (hits + 1) / (draws + 1) for a sample."""
+def _exact_p(x: Sequence[float], y: Sequence[float]) -> PermutationP:
+    """The share of all n! orderings whose statistics are at most the observed ones (exact counts)."""
+    import numpy as np
+
+    rank_x, rank_y = _doubled_ranks(x), _doubled_ranks(y)
+    spearman_null, kendall_null = _exact_nulls(tuple(sorted(rank_x)), tuple(sorted(rank_y)))
+    spearman = sum(a * b for a, b in zip(rank_x, rank_y))
+    kendall = _kendall_observed([float(v) for v in x], [float(v) for v in y])
+    # side="right": the count of null statistics <= the observed one; integers, so exact
+    hits = (int(np.searchsorted(spearman_null, spearman, side="right")), int(np.searchsorted(kendall_null, kendall, side="right")))
+    return PermutationP(hits[0] / len(spearman_null), hits[1] / len(kendall_null), f"exact: all {len(spearman_null)} orderings")
+
+
+@lru_cache(maxsize=256)
+def _exact_nulls(rank_x: tuple[int, ...], rank_y: tuple[int, ...]):
+    """Both statistics under every ordering, each sorted, for x and y with these (sorted) doubled ranks.
+
+    Which model holds which value does not change the set of statistics over all orderings, so
+    the sorted ranks are the whole key: one enumeration serves every data set of a tie pattern.
+    """
+    import numpy as np
+
+    orderings = _all_permutations(len(rank_x))
+    spearman = np.sort(np.array(rank_y, dtype=np.int64)[orderings] @ np.array(rank_x, dtype=np.int64))
+    kendall = np.sort(_kendall_statistics(rank_x, rank_y, orderings, every=True))
+    spearman.setflags(write=False)
+    kendall.setflags(write=False)
+    return spearman, kendall
+
+
+def _doubled_ranks(values: Sequence[float]) -> list[int]:
+    """2 x the average ranks: integers, ties included."""
+    return [round(2 * r) for r in _average_ranks(values)]
+
+
+def _kendall_observed(x: Sequence[float], y: Sequence[float]) -> int:
+    """``sum_{i<j} sign(x_i - x_j) sign(y_i - y_j)`` of the data as given (floats, as numpy compares them)."""
+    n = len(x)
+    return sum(_sign(x[i] - x[j]) * _sign(y[i] - y[j]) for i in range(n) for j in range(i + 1, n))
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def _share_at_most(null, observed) -> float:
+    """P(statistic <= observed) estimated from a sample of orderings: (hits + 1) / (draws + 1)."""
     hits = int((null <= observed[0]).sum())
-    return hits / len(null) if exact else (hits + 1) / (len(null) + 1)
+    return (hits + 1) / (len(null) + 1)
 
 
 def _spearman_statistics(x, y, orderings):
     """``sum(2 r_x * 2 r_y[ordering])`` per ordering (the identity where ``orderings`` is None)."""
     import numpy as np
 
-    rank_x = np.array([round(2 * r) for r in _average_ranks(x)], dtype=np.int64)
-    rank_y = np.array([round(2 * r) for r in _average_ranks(y)], dtype=np.int64)
+    rank_x = np.array(_doubled_ranks(x), dtype=np.int64)
+    rank_y = np.array(_doubled_ranks(y), dtype=np.int64)
     permuted = rank_y[None, :] if orderings is None else rank_y[orderings]
     return permuted @ rank_x
 
