@@ -5,7 +5,9 @@ Why: ``import scipy.stats`` takes about a second, longer than replaying the cach
 numpy and ``scipy.special`` load in a fraction of that. Each function repeats scipy 1.17's steps
 (the same numpy reductions, the same special functions, the same edge cases), so the numbers
 are scipy's to the last bit; ``tests/test_stats_against_scipy.py`` compares them on random data.
-numpy and scipy.special load inside the functions, so importing gainscale stays cheap.
+numpy and scipy.special load inside the functions, so importing gainscale stays cheap, and
+while a run keeps a memo (:mod:`gainscale.statmemo`) a result already known is read back, the
+same bits, without loading them at all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
+
+from .statmemo import remembered
 
 #: scipy's guard against dividing by zero when r = ±1 (``linregress``'s TINY)
 _TINY = 1.0e-20
@@ -32,6 +36,7 @@ class Line(NamedTuple):
     intercept_stderr: float
 
 
+@remembered(Line._make)
 def linregress(x: Sequence[float], y: Sequence[float]) -> Line:
     """``scipy.stats.linregress(x, y)``, two-sided."""
     import numpy as np
@@ -60,6 +65,7 @@ def linregress(x: Sequence[float], y: Sequence[float]) -> Line:
     return Line(slope, intercept, r, 2 * t_sf(abs(t), df), slope_stderr, intercept_stderr)
 
 
+@remembered()
 def t_sf(t: float, degrees_of_freedom: int) -> float:
     """``scipy.stats.t.sf(t, df)``: P(T > t)."""
     from scipy.special import stdtr
@@ -71,6 +77,7 @@ def t_sf(t: float, degrees_of_freedom: int) -> float:
     return float(stdtr(degrees_of_freedom, -t))
 
 
+@remembered()
 def t_ppf(q: float, degrees_of_freedom: int) -> float:
     """``scipy.stats.t.ppf(q, df)``: the q quantile; ±inf at q = 0 or 1, nan outside [0, 1]."""
     from scipy.special import stdtrit
@@ -84,6 +91,7 @@ def t_ppf(q: float, degrees_of_freedom: int) -> float:
     return float(stdtrit(degrees_of_freedom, q))
 
 
+@remembered(tuple)
 def spearman_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """``scipy.stats.spearmanr(x, y, alternative="less")``: (rho, p); nan for constant or nan input."""
     import numpy as np
@@ -99,6 +107,7 @@ def spearman_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]
     return rho, float(stdtr(dof, t))
 
 
+@remembered(tuple)
 def kendall_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """``scipy.stats.kendalltau(x, y, alternative="less")`` (tau-b, method "auto"): (tau, p).
 
@@ -127,6 +136,7 @@ def kendall_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return tau, float(ndtr(con_minus_dis / math.sqrt(var)))
 
 
+@remembered(tuple)
 def pearson_less(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """``scipy.stats.pearsonr(x, y, alternative="less")``: (r, p); nan for constant input.
 
@@ -159,6 +169,7 @@ class TheilSenLine(NamedTuple):
     high_slope: float
 
 
+@remembered(TheilSenLine._make)
 def theilslopes(y: Sequence[float], x: Sequence[float], level: float = 0.95) -> TheilSenLine:
     """``scipy.stats.theilslopes(y, x, alpha=level)`` (method "separate"): the median of the pairwise
     slopes, and Sen's (1968) interval of order statistics of the slopes, ties in x and y corrected."""
@@ -186,6 +197,7 @@ def theilslopes(y: Sequence[float], x: Sequence[float], level: float = 0.95) -> 
     return TheilSenLine(slope, intercept, float(slopes[lower]), float(slopes[upper]))
 
 
+@remembered()
 def norm_cdf(z: float) -> float:
     """``scipy.stats.norm.cdf(z)``."""
     from scipy.special import ndtr
@@ -193,6 +205,7 @@ def norm_cdf(z: float) -> float:
     return float(ndtr(z))
 
 
+@remembered()
 def norm_ppf(q: float) -> float:
     """``scipy.stats.norm.ppf(q)``."""
     from scipy.special import ndtri
@@ -200,6 +213,7 @@ def norm_ppf(q: float) -> float:
     return float(ndtri(q))
 
 
+@remembered()
 def nct_cdf(t: float, degrees_of_freedom: float, noncentrality: float) -> float:
     """``scipy.stats.nct.cdf(t, df, nc)``: P(T' <= t) for the noncentral t distribution."""
     from scipy.special import nctdtr

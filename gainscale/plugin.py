@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from . import statmemo
 from .baseline import Baseline, Collected, Tolerances
 from .claims import Claim
 from .collect import ResultsCollector, run_provenance
@@ -100,9 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"gainscale: baseline {session.baseline.path} was made under other settings; nothing was run:\n  "
             + "\n  ".join(differences))
     config.stash[SESSION] = session
+    statmemo.use(session.settings.cache_dir)  # a replay of known numbers reads its statistics back
     if not hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
         reporter = ClaimsReporter(config, session, _report_dir(config))
         config.pluginmanager.register(reporter, "gainscale-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    statmemo.close()  # after the report: its statistics are remembered too
 
 
 def _session(config: pytest.Config) -> ClaimSession:

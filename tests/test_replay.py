@@ -1,4 +1,5 @@
-"""Replaying cached results needs no model: pytest claims on an imported set imports no torch."""
+"""Replaying cached results needs no model: pytest claims on an imported set imports no torch,
+and once its statistics are in the memo, neither numpy nor scipy."""
 
 from __future__ import annotations
 
@@ -24,7 +25,16 @@ def test_replay_of_an_imported_set_imports_neither_torch_nor_transformers(pytest
     monkeypatch.setenv("GAINSCALE_CACHE", str(cache))
     monkeypatch.setenv("GAINSCALE_IMPORT_PROBE", str(tmp_path / "imported.json"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(probe_dir), os.environ.get("PYTHONPATH")])))
-    result = pytester.runpytest_subprocess("claims", "--gainscale-source", "nb", "--gainscale-source", "published", "-p", "import_probe")
+    arguments = ("claims", "--gainscale-source", "nb", "--gainscale-source", "published", "-p", "import_probe")
+    result = pytester.runpytest_subprocess(*arguments)
     result.assert_outcomes(passed=24, failed=4, skipped=2)
-    assert json.loads((tmp_path / "imported.json").read_text()) == []
+    imported = json.loads((tmp_path / "imported.json").read_text())
+    assert [name for name in imported if name.split(".")[0] in ("torch", "transformers")] == []
     assert (project / "reports" / "REPORT.md").exists()
+    report = (project / "reports" / "results.json").read_text()
+
+    again = pytester.runpytest_subprocess(*arguments)  # the same numbers: their statistics come from the memo
+    again.assert_outcomes(passed=24, failed=4, skipped=2)
+    assert json.loads((tmp_path / "imported.json").read_text()) == []
+    # the same bits: only the command differs (pytester names each subprocess run)
+    assert (project / "reports" / "results.json").read_text() == report.replace("runpytest-0", "runpytest-1")
