@@ -13,7 +13,9 @@ from gainscale.measurer import Measurer
 from gainscale.settings import Settings
 from gainscale.suites import ModelSpec, pythia_config, tiny_config
 
-pytest_plugins = ["pytester"]
+# hypothesis's plugin by its module: pytest.ini blocks its entry point (hypothesispytest) so that
+# claims runs do without it, and only these tests use @given
+pytest_plugins = ["pytester", "_hypothesis_pytestplugin"]
 
 # pytester's in-process runs drop every module they imported when they end; torch, numpy and
 # friends register native state on import and break when imported a second time. Keep them.
