@@ -30,6 +30,8 @@ class _Test:
     record: CaseRecord
     outcome: str = "passed"
     message: str = ""
+    #: the JSON ``record`` was read from: a phase that carries the same text is not decoded again
+    record_json: str | None = None
 
 
 class ResultsCollector:
@@ -74,11 +76,11 @@ class ResultsCollector:
             Whether pytest reported the phase as an expected failure.
         """
         state = self._tests.get(test)
-        if record is not None:
+        if record is not None and (state is None or record != state.record_json):
             decoded = CaseRecord.from_json(json.loads(record))
             if state is None:
                 state = self._tests[test] = _Test(decoded)
-            state.record = decoded
+            state.record, state.record_json = decoded, record
         if state is None:
             return  # not a claims test
         if xfailed:

@@ -41,6 +41,8 @@ from .terminal import summary_lines
 
 #: every claims test collected, before -k / -m deselection
 COLLECTED = pytest.StashKey[Collected]()
+#: a test's record and its JSON, as last sent with a phase report
+RECORD_JSON = pytest.StashKey[tuple[CaseRecord, str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -232,8 +234,17 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     """Attach the test's record to each phase report (xdist carries it to the controller)."""
     report = yield
     if RECORD in item.stash:
-        report.gainscale_record = json.dumps(item.stash[RECORD].to_json(), separators=(",", ":"))
+        report.gainscale_record = _record_json(item)
     return report
+
+
+def _record_json(item: pytest.Item) -> str:
+    """The test's record as JSON, encoded once for each version of it (phases mostly share one)."""
+    record, encoded = item.stash.get(RECORD_JSON, (None, ""))
+    if record is not item.stash[RECORD]:
+        record, encoded = item.stash[RECORD], json.dumps(item.stash[RECORD].to_json(), separators=(",", ":"))
+        item.stash[RECORD_JSON] = (record, encoded)
+    return encoded
 
 
 # ---------------------------------------------------------------------------- the report
