@@ -3,7 +3,8 @@
     GAINSCALE_IMPORT_PROBE=FILE pytest -p import_probe ...
 
 At the very end of the run (the last ``pytest_unconfigure``, after every report is written)
-it writes the sorted list of imported ``torch*`` and ``transformers*`` modules to FILE as JSON.
+it writes the sorted list of imported ``torch*``, ``transformers*``, ``numpy*`` and ``scipy*``
+modules to FILE as JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = {"torch", "transformers"}
+#: what a replay from cache must not need: the models' libraries, and numpy and scipy, whose
+#: statistics come from the memo when the numbers were seen before
+HEAVY = {"torch", "transformers", "numpy", "scipy"}
 
 
 @pytest.hookimpl(trylast=True)
