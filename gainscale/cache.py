@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,27 +223,83 @@ class MeasurementCache:
         makes the measurement. When the cache cannot be written, the measurement is still
         returned, with a :class:`CacheWarning` saying why it was not kept.
         """
-        hit = self.lookup(request)
-        if hit:
-            return hit.measurement, True
-        try:
-            lock = self.lock(request)
-        except CacheError as error:
-            warnings.warn(f"{error}; measuring without a lock", CacheWarning, stacklevel=2)
-            return self._measure_and_store(request, resolve(), measure), False
-        with lock:
-            hit = self.lookup(request)  # another process may have measured it while we waited
-            if hit:
-                return hit.measurement, True
-            return self._measure_and_store(request, resolve(), measure), False
+        return self.get_or_measure_many([request], resolve, lambda resolved, wanted: (measure(resolved) for _ in wanted))[0]
 
-    def _measure_and_store(self, request, resolved: str, measure) -> Measurement:
-        measurement = measure(resolved)
+    def get_or_measure_many(
+        self, requests: Sequence[CacheRequest], resolve: Callable[[], str],
+        measure: Callable[[str, list[int]], Iterable[Measurement]],
+    ) -> list[tuple[Measurement, bool]]:
+        """:meth:`get_or_measure` for several requests of one model, measured from one load of it.
+
+        Each request not in the cache is locked, as :meth:`get_or_measure` locks it, and looked
+        up again once all are held; ``measure(resolved, indices)`` then yields the measurements of
+        those still missing (``indices`` into ``requests``), in that order, and each is stored and
+        its lock released as it comes. Locks are taken in one order (by digest), so processes
+        asking for overlapping sets cannot deadlock; equal requests are measured once.
+
+        Returns
+        -------
+        list
+            ``(measurement, came_from_cache)`` for each request, in order.
+        """
+        results: dict[int, tuple[Measurement, bool]] = {}
+        for index, request in enumerate(requests):
+            hit = self.lookup(request)
+            if hit:
+                results[index] = (hit.measurement, True)
+        missing: dict[str, list[int]] = {}  # digest -> indices of equal requests
+        for index in range(len(requests)):
+            if index not in results:
+                missing.setdefault(self.keyed(requests[index]).digest, []).append(index)
+        if missing:
+            self._measure_missing(requests, missing, resolve, measure, results)
+        return [results[index] for index in range(len(requests))]
+
+    def _measure_missing(self, requests, missing: dict[str, list[int]], resolve, measure, results: dict) -> None:
+        """Lock the missing requests, look again, measure what is still missing; fills ``results``."""
+        held = self._locks({digest: requests[indices[0]] for digest, indices in missing.items()})
+        measurements = None
+        try:
+            for digest, indices in list(missing.items()):
+                hit = self.lookup(requests[indices[0]])  # another process may have measured it while we waited
+                if hit:
+                    results.update((index, (hit.measurement, True)) for index in indices)
+                    del missing[digest]
+                    _release(held.pop(digest, None))
+            if not missing:
+                return
+            resolved = resolve()
+            measurements = iter(measure(resolved, [indices[0] for indices in missing.values()]))
+            for (digest, indices), measurement in zip(missing.items(), measurements):
+                self._store_or_warn(requests[indices[0]], resolved, measurement)
+                results.update((index, (measurement, False)) for index in indices)
+                _release(held.pop(digest, None))
+        finally:
+            getattr(measurements, "close", lambda: None)()  # a generator frees its model now, not at garbage collection
+            for lock in held.values():
+                _release(lock)
+
+    def _locks(self, requests: dict[str, CacheRequest]) -> dict[str, FileLock]:
+        """Each request's lock, acquired in digest order; none (with a warning) where the cache cannot hold locks."""
+        held: dict[str, FileLock] = {}
+        try:
+            for digest in sorted(requests):
+                lock = self.lock(requests[digest])
+                lock.acquire()
+                held[digest] = lock
+        except CacheError as error:
+            warnings.warn(f"{error}; measuring without a lock", CacheWarning, stacklevel=4)
+        except BaseException:
+            for lock in held.values():
+                _release(lock)
+            raise
+        return held
+
+    def _store_or_warn(self, request: CacheRequest, resolved: str, measurement: Measurement) -> None:
         try:
             self.store(request, resolved, measurement)
         except CacheError as error:
-            warnings.warn(f"{error}; the measurement is used in this run but not kept", CacheWriteWarning, stacklevel=3)
-        return measurement
+            warnings.warn(f"{error}; the measurement is used in this run but not kept", CacheWriteWarning, stacklevel=5)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -265,6 +321,11 @@ class MeasurementCache:
             path.unlink(missing_ok=True)
         shutil.rmtree(self.directory / "locks", ignore_errors=True)
         return len(paths)
+
+
+def _release(lock: FileLock | None) -> None:
+    if lock is not None:
+        lock.release()
 
 
 def entry_file_name(model: str, request: CacheRequest, resolved_revision: str) -> str:

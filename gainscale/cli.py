@@ -135,6 +135,9 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
             continue  # measure's --suite names the suite MODEL belongs to, declared above
         if opt.kind == "bool":
             parser.add_argument(opt.cli_flag, action="store_true", help=opt.help)
+        elif opt.name == "prompts":  # several: each model is loaded once and measured over each set
+            parser.add_argument(opt.cli_flag, action="append", metavar=opt.metavar, type=_typed(opt),
+                                help=opt.help + "; repeat it to measure several sets from one load of each model")
         else:
             parser.add_argument(opt.cli_flag, metavar=opt.metavar or opt.name.upper(), help=opt.help,
                                 type=_typed(opt), **({"choices": opt.choices} if opt.choices else {}))
@@ -162,22 +165,35 @@ def _measure(args: argparse.Namespace) -> int:
         raise OptionError(f"--shard {args.shard} picks models of a suite: pass --suite and no MODEL")
     settings = _measure_settings(args)
     suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
-    measurement, from_cache, status = _get(Measurer(suite, settings), spec)
-    _print_measurement(measurement, from_cache, args.json, settings.gain)
+    measurer = Measurer(suite, settings)
+    results, status = _get(measurer, spec, _prompt_sets(measurer, args))
+    if args.json and len(results) > 1:
+        print(json.dumps([measurement.to_json() for measurement, _ in results], indent=1))
+        return status
+    for measurement, from_cache in results:
+        _print_measurement(measurement, from_cache, args.json, settings.gain)
     return status
 
 
 def _measure_settings(args: argparse.Namespace) -> Settings:
     values = {opt.name: getattr(args, opt.name, None) for opt in options_for(MEASURE)}
+    values["prompts"] = (args.prompts or [None])[0]  # the run's set; the others are measured beside it
     return Settings.from_options({**values, "suite": args.suite or "pythia"}, progress=not args.quiet and not args.json)
 
 
-def _get(measurer: Measurer, spec: ModelSpec):
-    """``(measurement, from_cache, status)``: status 1 when it could not be cached, else 0."""
+def _prompt_sets(measurer: Measurer, args: argparse.Namespace) -> list:
+    """The prompt sets to measure over, in the order given (a bad file fails before any model)."""
+    from .prompts import load_prompts
+
+    return [measurer.prompts, *(load_prompts(path) for path in (args.prompts or [])[1:])]
+
+
+def _get(measurer: Measurer, spec: ModelSpec, prompt_sets: list):
+    """``([(measurement, from_cache) per prompt set], status)``: status 1 when one could not be cached, else 0."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            measurement, from_cache = measurer.get(spec)
+            results = measurer.get_many(spec, prompt_sets)
         except ModelUnavailable:
             raise  # its message names the package to install, and is complete
         except DeviceUnavailable as missing:
@@ -186,7 +202,7 @@ def _get(measurer: Measurer, spec: ModelSpec):
         print(f"gainscale: warning: {warning.message}", file=sys.stderr)
     from .cache import CacheWriteWarning
 
-    return measurement, from_cache, 1 if any(issubclass(w.category, CacheWriteWarning) for w in caught) else 0
+    return results, 1 if any(issubclass(w.category, CacheWriteWarning) for w in caught) else 0
 
 
 def _print_measurement(measurement, from_cache: bool, as_json: bool, gain: str = "paper") -> None:
@@ -213,7 +229,7 @@ def _measure_suite(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, settings.cache_dir)
     specs, part = _suite_part(suite, args.shard)
     measurer = Measurer(suite, settings)
-    measurer.prompts  # a bad prompt file is every model's mistake: one line, before any model
+    prompt_sets = _prompt_sets(measurer, args)  # a bad prompt file is every model's mistake: one line, before any model
     if not specs:
         print(f"gainscale: {part} has no models (more shards than the suite's {len(suite.models)} models)", file=sys.stderr)
         return 0
@@ -222,16 +238,17 @@ def _measure_suite(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"== {spec.name} ({number} of {len(specs)}, {part})")
         try:
-            measurement, from_cache, cached_status = _get(measurer, spec)
+            results, cached_status = _get(measurer, spec, prompt_sets)
         except Exception as error:  # one model's failure must not cost the others (KeyboardInterrupt still stops)
             failed.append(spec.name)
             print(f"gainscale: error: {_about(spec.name, error)}", file=sys.stderr)
             continue
         status = max(status, cached_status)
-        if args.json:
-            records.append(measurement.to_json())
-        else:
-            _print_measurement(measurement, from_cache, as_json=False, gain=measurer.settings.gain)
+        for measurement, from_cache in results:
+            if args.json:
+                records.append(measurement.to_json())
+            else:
+                _print_measurement(measurement, from_cache, as_json=False, gain=measurer.settings.gain)
     if args.json:
         print(json.dumps(records, indent=1))
     print(_suite_summary(part, len(specs), failed), file=sys.stderr)

@@ -8,6 +8,7 @@ neither torch nor transformers and loads no model.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -66,19 +67,21 @@ class Measurer:
         suite_dtype = self.suite.dtype if self.suite else None
         return self.settings.dtype or spec.dtype or suite_dtype or default_dtype(self.device_for(spec))
 
-    def request(self, spec: ModelSpec) -> CacheRequest:
-        """What identifies ``spec``'s measurement in the cache (builds a tiny model first if needed)."""
-        prompts_sha256 = self.prompts.sha256  # a bad prompt file fails before anything is built
+    def request(self, spec: ModelSpec, prompts: PromptSet | None = None) -> CacheRequest:
+        """What identifies ``spec``'s measurement over ``prompts`` (default: the run's) in the
+        cache; builds a tiny model first if needed."""
+        return self._requests(spec, [prompts or self.prompts])[0]
+
+    def _requests(self, spec: ModelSpec, prompt_sets: Sequence[PromptSet]) -> list[CacheRequest]:
+        """One request per prompt set; the model is checked and its revision resolved once for all."""
+        hashes = [prompts.sha256 for prompts in prompt_sets]  # a bad prompt file fails before anything is built
         if spec.build_seed is not None:
             ensure_random_model(spec.source, spec.config, spec.build_seed)
         _refuse_unloadable(spec, self.settings.allow_pickle)
-        return CacheRequest(
-            source=cache_source(spec),
-            revision=resolve_revision(spec) if spec.local else (spec.revision or "main"),
-            dtype=self.dtype_for(spec),
-            prompts_sha256=prompts_sha256,
-            method_version=METHOD_VERSION,
-        )
+        revision = resolve_revision(spec) if spec.local else (spec.revision or "main")
+        dtype = self.dtype_for(spec)
+        return [CacheRequest(source=cache_source(spec), revision=revision, dtype=dtype, prompts_sha256=sha256,
+                             method_version=METHOD_VERSION) for sha256 in hashes]
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         """Why ``spec`` cannot be measured here (its device is missing), or None if it can."""
@@ -94,28 +97,52 @@ class Measurer:
         for it and read it back. A cache hit loads no model; a miss where the device is
         missing raises :class:`DeviceUnavailable` before anything is resolved or locked.
         """
-        request = self.request(spec)
-        hit = self.cache.lookup(request)
-        if hit is not None:
-            return _renamed(hit.measurement, spec), True
+        return self.get_many(spec, [self.prompts])[0]
+
+    def get_many(self, spec: ModelSpec, prompt_sets: Sequence[PromptSet]) -> list[tuple[Measurement, bool]]:
+        """:meth:`get` for each of several prompt sets, loading the model once for all that are not cached.
+
+        Loading is most of a cold measurement (seconds to minutes), so a run that needs several
+        measurements of one model reads the cached ones and measures the others from one load,
+        holding each one's cache lock as :meth:`get` does.
+
+        Returns
+        -------
+        list
+            ``(measurement, came_from_cache)`` for each prompt set, in order.
+        """
+        requests = self._requests(spec, prompt_sets)
+        hits = [self.cache.lookup(request) for request in requests]
+        if all(hits):
+            return [(_renamed(hit.measurement, spec), True) for hit in hits]
         reason = self.unavailable_reason(spec)
         if reason:
             raise DeviceUnavailable(reason)
-        measurement, from_cache = self.cache.get_or_measure(
-            request, resolve=lambda: request.revision if spec.local else resolve_revision(spec),
-            measure=lambda resolved: self.measure_now(spec, resolved),
+        revision = requests[0].revision
+        results = self.cache.get_or_measure_many(
+            requests, resolve=lambda: revision if spec.local else resolve_revision(spec),
+            measure=lambda resolved, wanted: self.measure_each(spec, resolved, [prompt_sets[i] for i in wanted]),
         )
-        return _renamed(measurement, spec), from_cache
+        return [(_renamed(measurement, spec), from_cache) for measurement, from_cache in results]
 
     def measure_now(self, spec: ModelSpec, resolved_revision: str) -> Measurement:
-        """Load ``spec`` (freed afterwards) and measure it, bypassing the cache."""
+        """Load ``spec`` (freed afterwards) and measure it over the run's prompts, bypassing the cache."""
+        return list(self.measure_each(spec, resolved_revision, [self.prompts]))[0]
+
+    def measure_each(self, spec: ModelSpec, resolved_revision: str, prompt_sets: Sequence[PromptSet]) -> Iterator[Measurement]:
+        """Load ``spec`` once and measure it over each prompt set in turn, bypassing the cache.
+
+        A generator: the model is loaded at the first measurement and freed after the last (or
+        when the generator is closed).
+        """
         from .meter import GainMeter
 
         options = load_options(self.settings, device=self.device_for(spec), dtype=self.dtype_for(spec))
         s = self.settings
         meter = GainMeter(batch_size=s.batch_size, progress=s.progress, token_budget=s.token_budget, threads=s.threads)
         with load_model(spec, resolved_revision, options) as loaded:
-            return meter.measure(loaded, self.prompts, resolved_revision)
+            for prompts in prompt_sets:
+                yield meter.measure(loaded, prompts, resolved_revision)
 
 
 def load_options(settings: Settings, **resolved) -> LoadOptions:

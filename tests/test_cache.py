@@ -151,11 +151,11 @@ RACER = textwrap.dedent(
 
     model_dir, cache_dir, prompts = sys.argv[1:4]
     measurer = Measurer(None, Settings(cache=Path(cache_dir), device="cpu", prompts=prompts, progress=False))
-    original = measurer.measure_now
-    def slow_measure(spec, revision):
+    original = measurer.measure_each
+    def slow_measure(spec, revision, prompt_sets):
         time.sleep(1.0)  # keep the lock long enough for the other process to wait on it
-        return original(spec, revision)
-    measurer.measure_now = slow_measure
+        return original(spec, revision, prompt_sets)
+    measurer.measure_each = slow_measure
     Path(cache_dir, "ready-" + sys.argv[4]).touch()
     while len(list(Path(cache_dir).glob("ready-*"))) < 2:
         time.sleep(0.01)

@@ -141,21 +141,22 @@ RACE_COUNTER = textwrap.dedent(
     import os
     import gainscale.measurer
 
-    _measure_now = gainscale.measurer.Measurer.measure_now
+    _measure_each = gainscale.measurer.Measurer.measure_each
 
 
-    def counted(self, spec, resolved):
-        with open(os.environ["MEASURE_LOG"], "a") as log:
-            log.write(spec.name + "\\n")
-        return _measure_now(self, spec, resolved)
+    def counted(self, spec, resolved, prompt_sets):
+        for measurement in _measure_each(self, spec, resolved, prompt_sets):
+            with open(os.environ["MEASURE_LOG"], "a") as log:
+                log.write(spec.name + "\\n")
+            yield measurement
 
 
     def pytest_configure(config):
-        gainscale.measurer.Measurer.measure_now = counted
+        gainscale.measurer.Measurer.measure_each = counted
 
 
     def pytest_unconfigure(config):  # an in-process run must not leave it behind
-        gainscale.measurer.Measurer.measure_now = _measure_now
+        gainscale.measurer.Measurer.measure_each = _measure_each
     """
 )
 
