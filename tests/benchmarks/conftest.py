@@ -31,10 +31,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def pythia_160m(tmp_path_factory):
-    """A model with pythia-160m's exact config and random weights, loaded on CPU in float32."""
-    directory = build_random_model(tmp_path_factory.mktemp("models") / "pythia-160m-random", pythia_config("pythia-160m"), seed=160)
-    spec = ModelSpec(name="pythia-160m-random", source=str(directory), local=True)
+def pythia_160m_dir(tmp_path_factory) -> Path:
+    """A checkpoint with pythia-160m's exact config and random weights (safetensors and a tokenizer)."""
+    return build_random_model(tmp_path_factory.mktemp("models") / "pythia-160m-random", pythia_config("pythia-160m"), seed=160)
+
+
+@pytest.fixture(scope="session")
+def pythia_160m(pythia_160m_dir):
+    """That model loaded on CPU in float32."""
+    spec = ModelSpec(name="pythia-160m-random", source=str(pythia_160m_dir), local=True)
     with load_model(spec, "benchmark", LoadOptions(device="cpu", dtype="float32", progress=False)) as loaded:
         yield loaded
 
