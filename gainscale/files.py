@@ -61,6 +61,22 @@ def write_atomic(path: Path, text: str | bytes) -> None:
             os.unlink(temporary)
 
 
+def write_if_changed(path: Path, text: str | bytes) -> bool:
+    """:func:`write_atomic`, unless ``path`` holds exactly ``text`` already; returns whether it wrote.
+
+    A replay of unchanged numbers writes the same report again: comparing costs microseconds,
+    a write with its fsync milliseconds, and the file's time then says when it last changed.
+    """
+    path = Path(path)
+    try:
+        same = path.read_bytes() == (text if isinstance(text, bytes) else text.encode("utf-8"))
+    except OSError:
+        same = False
+    if not same:
+        write_atomic(path, text)
+    return not same
+
+
 @functools.cache
 def _file_mode() -> int:
     """0o666 less the process's umask: the mode ``open()`` would have given the file."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import pretty_json, write_atomic
+from .files import pretty_json, write_if_changed
 from .results import ClaimInfo, ClaimResult, RunResult, SourceResult
 from .stats import AlphaTest, PowerLawFit, TrendTest
 
@@ -61,11 +61,11 @@ def write_report(run: RunResult, directory: str | Path) -> WrittenReport:
     """
     directory = Path(directory)
     written = WrittenReport(directory)
-    write_atomic(directory / "results.json", pretty_json(run.to_json()))
+    write_if_changed(directory / "results.json", pretty_json(run.to_json()))  # unchanged: no write, no fsync
     written.files.append(directory / "results.json")
     figures, written.figure_errors = _draw_figures(run, directory / "figures")
     written.files += figures
-    write_atomic(written.markdown, render_markdown(run, [p.relative_to(directory) for p in figures], written.figure_errors))
+    write_if_changed(written.markdown, render_markdown(run, [p.relative_to(directory) for p in figures], written.figure_errors))
     written.files.append(written.markdown)
     return written
 

@@ -1,4 +1,6 @@
-"""The statistics memo: the same bits back, nothing guessed, nothing lost that matters."""
+"""What makes a replay of known numbers cheap: the statistics memo (the same bits back, nothing
+guessed, nothing lost that matters), exact p-values from one enumeration per tie pattern, and
+report files left alone when unchanged."""
 
 from __future__ import annotations
 
@@ -201,3 +203,17 @@ def test_one_enumeration_serves_a_tie_pattern():
     permutation.falling_permutation_p.uncached([1, 2, 3, 4, 5], [5.0, 4.0, 3.0, 1.0, 2.0])
     permutation.falling_permutation_p.uncached([50, 40, 30, 20, 10], [0.1, 0.2, 0.5, 0.4, 0.3])
     assert permutation._exact_nulls.cache_info().misses == 1
+
+
+# ---------------------------------------------------------------------------- reports of unchanged numbers
+
+
+def test_an_unchanged_file_is_not_written_again(tmp_path):
+    from gainscale.files import write_if_changed
+
+    path = tmp_path / "results.json"
+    assert write_if_changed(path, "{}\n") is True
+    before = path.stat().st_mtime_ns
+    assert write_if_changed(path, "{}\n") is False and write_if_changed(path, b"{}\n") is False
+    assert path.stat().st_mtime_ns == before
+    assert write_if_changed(path, "{ }\n") is True and path.read_text() == "{ }\n"
