@@ -55,7 +55,8 @@ class ResultsCollector:
         """The claims tests the run collected: those that never report are listed as not run."""
         self._expected += [t for t in tests if t not in self._expected]
 
-    def add_phase(self, test: str, when: str, outcome: str, record: str | None, message: str = "", xfailed: bool = False) -> None:
+    def add_phase(self, test: str, when: str, outcome: str, record: str | None, message: str = "", xfailed: bool = False,
+                  decoded: CaseRecord | None = None) -> None:
         """Fold in one phase report.
 
         Parameters
@@ -74,10 +75,12 @@ class ResultsCollector:
             The skip reason or failure text of this phase, if any.
         xfailed
             Whether pytest reported the phase as an expected failure.
+        decoded
+            ``record`` already decoded, where this process encoded it: read, not parsed again.
         """
         state = self._tests.get(test)
         if record is not None and (state is None or record != state.record_json):
-            decoded = CaseRecord.from_json(json.loads(record))
+            decoded = decoded or CaseRecord.from_json(json.loads(record))
             if state is None:
                 state = self._tests[test] = _Test(decoded)
             state.record, state.record_json = decoded, record

@@ -43,6 +43,8 @@ from .terminal import summary_lines
 COLLECTED = pytest.StashKey[Collected]()
 #: a test's record and its JSON, as last sent with a phase report
 RECORD_JSON = pytest.StashKey[tuple[CaseRecord, str]]()
+#: the records this process sent, by their JSON: its own reporter takes them back without decoding
+SENT = pytest.StashKey[dict[str, CaseRecord]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -244,6 +246,7 @@ def _record_json(item: pytest.Item) -> str:
     if record is not item.stash[RECORD]:
         record, encoded = item.stash[RECORD], json.dumps(item.stash[RECORD].to_json(), separators=(",", ":"))
         item.stash[RECORD_JSON] = (record, encoded)
+        item.config.stash.setdefault(SENT, {})[encoded] = record
     return encoded
 
 
@@ -284,7 +287,9 @@ class ClaimsReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "gainscale_record", None)
-        self.collector.add_phase(report.nodeid, report.when, report.outcome, record, _message(report), hasattr(report, "wasxfail"))
+        decoded = self.config.stash.get(SENT, {}).get(record) if record is not None else None  # None: an xdist worker's
+        self.collector.add_phase(report.nodeid, report.when, report.outcome, record, _message(report), hasattr(report, "wasxfail"),
+                                 decoded=decoded)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.collector:
