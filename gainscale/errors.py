@@ -98,6 +98,10 @@ class OptionError(GainscaleError):
     """A bad option value or combination (the plugin raises it as ``pytest.UsageError``)."""
 
 
+class VariantUnavailable(GainscaleError):
+    """A sensitivity variant the numbers at hand cannot give (no per-layer gains, no such definition)."""
+
+
 class ClaimDeclarationError(GainscaleError):
     """A claim declared wrongly: a bad id, scope, threshold or statement (a usage error under pytest)."""
 

@@ -115,6 +115,8 @@ def _session(config: pytest.Config) -> ClaimSession:
         tolerances=Tolerances(**{name: option_value(config, f"tolerance_{name}") for name in Tolerances.__dataclass_fields__}),
         update_baseline=bool(option_value(config, "update_baseline")),
         require_measured=bool(option_value(config, "require_measured")),
+        bootstrap_resamples=option_value(config, "bootstrap_resamples"),
+        bootstrap_seed=option_value(config, "bootstrap_seed"),
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import pretty_json, write_atomic
-from .results import ClaimInfo, ClaimResult, RunResult, SourceResult
+from .results import AlphaBootstrap, ClaimInfo, ClaimResult, RunResult, SourceResult, VariantResult
 from .stats import AlphaTest, PowerLawFit, TrendTest
 
 #: parameter counts the paper predicts final MLP gains for (§2 "Revised Predictions")
@@ -115,7 +115,8 @@ def _source_section(number: int, source: SourceResult, run: RunResult, figures: 
     lines = [f"## {number}. Source: {escape(source.name)}", "", f"*{escape(source.info.description)}*", ""]
     lines += [f"> Note: {escape(note)}" for note in source.info.notes] + ([""] if source.info.notes else [])
     lines += ["### Executive summary", ""] + _summary_table(run.claim_infos(), claims) + [""]
-    lines += ["### Model comparison", ""] + _model_table(source) + [""]
+    lines += ["### How sure is each verdict", ""] + _how_sure(run.claim_infos(), claims) + [""]
+    lines += ["### Model comparison", ""] + _model_table(source) + [""] + _uncertainty_table(source)
     for kind, (title, render) in EVIDENCE_SECTIONS.items():
         evidence = run.evidence(source.name, kind)
         if evidence is not None:
@@ -183,6 +184,120 @@ def _share(count: int | None, layers: int) -> str:
     return "n/a" if count is None else f"{count}/{layers} = {100 * count / layers:.1f}%"
 
 
+# ---------------------------------------------------------------------------- how sure a verdict is
+
+
+def _how_sure(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[str]:
+    """Per claim one sentence (robust, or which variants flip it) and its stability; then the table."""
+    lines, columns = [], []
+    for info in infos:
+        results = [c for c in claims if c.claim.id == info.id]
+        if not results or not any(c.sensitivity for c in results):
+            continue
+        main, cells = _main_verdict(results), _cells(results)
+        columns.append((info, (main, results[0].value if info.scope == "suite" else None), cells))
+        lines.append(f"- **{escape(info.id)}**: {escape(_robustness(main, list(cells.values())))}.{_stability_note(results)}")
+    if not columns:
+        return ["No claim of this source declares a check to evaluate again, or none reached a verdict."]
+    return lines + [""] + _sensitivity_table(columns)
+
+
+def _main_verdict(results: list[ClaimResult]) -> str | None:
+    """The claim's verdict over its tests: passed only if every model's passed."""
+    reached = [r.verdict for r in results if r.verdict is not None]
+    if not reached:
+        return None
+    return "passed" if all(v == "passed" for v in reached) else "failed"
+
+
+def _cells(results: list[ClaimResult]) -> dict[str, VariantResult]:
+    """Each variant's verdict for the claim: one test's, or for a per-model claim every model's together."""
+    by_variant: dict[str, list[VariantResult]] = {}
+    for result in results:
+        for cell in result.sensitivity:
+            by_variant.setdefault(cell.variant, []).append(cell)
+    cells = {name: _aggregate(found) for name, found in by_variant.items()}
+    if results[0].claim.scope == "model" and len(results) > 1:  # "every model": leaving one out is a variant too
+        for left in results:
+            rest = [r.verdict for r in results if r is not left and r.verdict is not None]
+            verdict = ("passed" if all(v == "passed" for v in rest) else "failed") if rest else None
+            cells[f"without {left.model}"] = VariantResult(f"without {left.model}", "leave one out", verdict, None,
+                                                           f"{sum(v == 'passed' for v in rest)} of {len(rest)} other models pass")
+    return cells
+
+
+def _aggregate(found: list[VariantResult]) -> VariantResult:
+    """One variant over a claim's tests: failed if any model fails, passed if all pass, else not evaluable."""
+    if len(found) == 1:
+        return found[0]
+    reached = [f for f in found if f.verdict is not None]
+    passing = sum(f.verdict == "passed" for f in reached)
+    if len(reached) < len(found) and passing == len(reached):
+        verdict = None  # the models it cannot evaluate could be the ones that fail
+    else:
+        verdict = "passed" if passing == len(found) else "failed" if reached else None
+    message = f"{passing} of {len(found)} models pass" + (f", {len(found) - len(reached)} not evaluable" if len(reached) < len(found) else "")
+    return VariantResult(found[0].variant, found[0].group, verdict, None, message)
+
+
+def _robustness(main: str | None, cells: list[VariantResult]) -> str:
+    if main is None:
+        return "no verdict to test"
+    reached = [c for c in cells if c.verdict is not None]
+    flips = [c.variant for c in reached if c.verdict != main]
+    unknown = f"; {len(cells) - len(reached)} of {len(cells)} variants cannot be evaluated on these numbers" if len(reached) < len(cells) else ""
+    if not flips:
+        return f"robust: {main} under all {len(reached)} variants that can be evaluated{unknown}"
+    return f"{main}, but {'passes' if main == 'failed' else 'fails'} under {', '.join(flips)}{unknown}"
+
+
+def _stability_note(results: list[ClaimResult]) -> str:
+    shares = [(r.model, r.stability) for r in results if r.stability is not None and r.stability.share is not None]
+    if not shares:
+        reason = next((r.stability.reason for r in results if r.stability is not None), "")
+        return f" Over resampled prompts: not available ({escape(reason)})." if reason else ""
+    resamples = shares[0][1].resamples
+    if len(shares) == 1:
+        return f" Its verdict passes in {shares[0][1].share:.0%} of {resamples} resamples of the prompts."
+    listed = ", ".join(f"{escape(model)} {s.share:.0%}" for model, s in shares)
+    return f" Share of {resamples} resamples of the prompts in which it passes, per model: {listed}."
+
+
+def _sensitivity_table(columns: list[tuple[ClaimInfo, tuple[str | None, float | None], dict[str, VariantResult]]]) -> list[str]:
+    """Variants down, claims across; each cell the verdict under that variant, with its value."""
+    variants = list(dict.fromkeys(name for _, _, cells in columns for name in cells))
+    rows = ["| Variant | " + " | ".join(escape(info.id) for info, _, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    rows.append("| **as tested** | " + " | ".join(_cell_text(*main) for _, main, _ in columns) + " |")
+    for name in variants:
+        cells = [cells.get(name) for _, _, cells in columns]
+        rows.append(f"| {escape(name)} | " + " | ".join("–" if c is None else _cell_text(c.verdict, c.value) for c in cells) + " |")
+    return rows + ["", "✅ holds, ❌ fails, n/a: the numbers cannot say (e.g. a table without per-layer gains), – does not "
+                   "apply. The value is the claim's own (a p-value, alpha, a share); per-model claims hold only if every model does."]
+
+
+def _cell_text(verdict: str | None, value: float | None) -> str:
+    mark = {"passed": "✅", "failed": "❌", None: "n/a"}[verdict]
+    return mark if value is None or verdict is None else f"{mark} {value:.3g}"
+
+
+def _uncertainty_table(source: SourceResult) -> list[str]:
+    if not source.uncertainty:
+        return []
+    rows = ["Over resampled prompts (95% bootstrap intervals):", "",
+            "| Model | Final MLP gain | Attention contracting | MLP contracting |", "|---|---|---|---|"]
+    for model in (m.model for m in source.models if m.model in source.uncertainty):
+        u = source.uncertainty[model]
+        rows.append(f"| {escape(model)} | {_interval(u.final_mlp_gain)} | {_interval(u.attn_contracting, 0)} | "
+                    f"{_interval(u.mlp_contracting, 0)} |")
+    first = next(iter(source.uncertainty.values()))
+    return rows + ["", f"{first.resamples} resamples of each model's prompts, from the run's bootstrap seed and the model's name.", ""]
+
+
+def _interval(interval, digits: int = 3) -> str:
+    fmt = f"{{:.{digits}f}}" if digits else "{:.0f}"
+    return f"{fmt.format(interval.estimate)} [{fmt.format(interval.lower)}, {fmt.format(interval.upper)}]"
+
+
 # ---------------------------------------------------------------------------- evidence sections
 
 
@@ -198,9 +313,26 @@ def _scaling_section(fit: PowerLawFit, source: SourceResult, run: RunResult) -> 
         "```",
         "",
     ]
+    lines += _fit_diagnostics(fit, run.evidence(source.name, AlphaBootstrap)) + [""]
     lines += _recorded_fit_table(fit, source.info.recorded_fit)
     lines += _alpha_test_table(run.evidence(source.name, AlphaTest), fit)
     return lines + _residual_table(fit) + [""] + _prediction_table(fit)
+
+
+def _fit_diagnostics(fit: PowerLawFit, bootstrap: AlphaBootstrap | None) -> list[str]:
+    """What else says how far the fit's alpha and p can be trusted."""
+    theil = fit.theil_sen(0.95)
+    n80 = fit.n_for_power(0.8)
+    lines = [
+        f"- Theil-Sen slope (robust to one outlying model): {theil.slope:.4f}, 95% interval [{theil.low:.3f}, {theil.high:.3f}].",
+        f"- Power of the slope's t-test at the observed effect: {fit.power():.0%}"
+        + (f"; {n80} models would give 80% (new models spread and scattered like these)." if n80 else "."),
+    ]
+    if bootstrap is not None:
+        a = bootstrap.alpha
+        lines.append(f"- alpha over resampled prompts ({bootstrap.resamples} resamples, seed {bootstrap.seed}): "
+                     f"95% interval [{a.lower:.3f}, {a.upper:.3f}], beside the t interval [{bootstrap.ols[0]:.3f}, {bootstrap.ols[1]:.3f}].")
+    return lines
 
 
 def _recorded_fit_table(fit: PowerLawFit, recorded: dict | None) -> list[str]:
@@ -217,22 +349,32 @@ def _alpha_test_table(test: AlphaTest | None, fit: PowerLawFit) -> list[str]:
     if test is None:
         return []
     band = test.sigmas * fit.alpha_stderr
+    low, high = fit.equivalence_range(test.sigmas)
     return [
         f"Hypothesis alpha = {test.alpha0:g}:", "",
         f"| Difference | {test.sigmas:g}σ check | t | df | two-sided p |", "|---:|---|---:|---:|---:|",
         f"| {test.difference:+.4f} | {'within' if test.within_sigmas else 'outside'} ({abs(test.difference):.3f} vs {band:.3f}) "
         f"| {test.t:.3f} | {test.degrees_of_freedom} | {test.p_value:.4f} |",
         "",
+        f"The {test.sigmas:g}σ check cannot reject any hypothesised alpha from {low:.3f} to {high:.3f}: a pass confirms "
+        f"{test.alpha0:g} no more than any other value in that range. {test.sigmas:g}σ at {fit.degrees_of_freedom} degrees "
+        f"of freedom is a {fit.sigma_level(test.sigmas):.1%} interval; 95% takes {fit.sigmas_for_level(0.95):.3f}σ.",
+        "",
     ]
 
 
 def _residual_table(fit: PowerLawFit) -> list[str]:
-    loo = fit.leave_one_out()
-    rows = ["| Model | Residual (log10) | Studentized | Status | alpha without it |", "|---|---:|---:|---|---:|"]
+    loo = {f.model: f for f in fit.leave_one_out_fits()}
+    rows = ["| Model | Residual (log10) | Studentized (internal / external) | Cook's D | Status | alpha without it | p without it |",
+            "|---|---:|---:|---:|---|---:|---:|"]
     for r in fit.residuals():
-        status = "**outlier** (\\|r\\| > 2)" if r.outlier else "normal"
-        rows.append(f"| {escape(r.model)} | {r.residual:+.3f} | {r.studentized:+.2f} | {status} | {loo[r.model]:.4f} |")
-    return rows
+        status = f"**outlier** (\\|t\\| > {r.outlier_cutoff:.2f})" if r.external_outlier else "normal"
+        without = loo[r.model]
+        rows.append(f"| {escape(r.model)} | {r.residual:+.3f} | {r.studentized:+.2f} / {r.externally_studentized:+.2f} | "
+                    f"{r.cooks_distance:.2f} | {status} | {without.alpha:.4f} | {without.p_value:.4f} |")
+    return rows + ["", "An outlier's externally studentized residual (the residual over the scatter of the fit without "
+                   "it) lies beyond the two-sided 95% t quantile with n - 3 degrees of freedom; the internally studentized "
+                   "one cannot exceed sqrt(n - 2) and hides a single outlier at these n."]
 
 
 def _prediction_table(fit: PowerLawFit) -> list[str]:
@@ -245,12 +387,17 @@ def _prediction_table(fit: PowerLawFit) -> list[str]:
 
 def _trend_section(trend: TrendTest, source: SourceResult, run: RunResult) -> list[str]:
     (small, small_value), (large, large_value) = trend.smallest, trend.largest
+    n80 = trend.n_for_power(0.8)
     return [
-        "| Test (one-sided: falls with size) | Statistic | p |", "|---|---:|---:|",
-        f"| Spearman | rho = {trend.spearman_rho:.3f} | {trend.spearman_p:.4f} |",
-        f"| Kendall | tau = {trend.kendall_tau:.3f} | {trend.kendall_p:.4f} |",
+        "| Test (one-sided: falls with size) | Statistic | p (asymptotic) | p (permutation) |", "|---|---:|---:|---:|",
+        f"| Spearman | rho = {trend.spearman_rho:.3f} | {trend.spearman_p:.4f} | {_number(trend.spearman_exact_p)} |",
+        f"| Kendall | tau = {trend.kendall_tau:.3f} | {trend.kendall_p:.4f} | {_number(trend.kendall_exact_p)} |",
+        f"| Pearson on log10 parameters | r = {trend.pearson_r:.3f} | {trend.pearson_p:.4f} | |",
         "",
-        f"End points: {escape(small)} {small_value:.4g} → {escape(large)} {large_value:.4g}, over {len(trend.models)} models.",
+        f"Permutation p-values: {escape(trend.permutation_method)}. End points: {escape(small)} {small_value:.4g} → "
+        f"{escape(large)} {large_value:.4g}, over {len(trend.models)} models.",
+        f"Power of the one-sided Spearman test at the observed rho and n = {len(trend.models)}: {trend.power():.0%}"
+        + (f"; about {n80} models would give 80%." if n80 else "."),
     ]
 
 
