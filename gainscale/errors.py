@@ -68,10 +68,12 @@ class ModelUnavailable(DeviceUnavailable):
 class WriteError(GainscaleError, OSError):
     """A file that cannot be written: read-only, full disk, or a file where a directory should be."""
 
-    def __init__(self, path, error: OSError):
+    def __init__(self, path, error: OSError | str):
+        from .paths import display_path
+
         self.path = path
-        self.reason = error.strerror or str(error)
-        super().__init__(f"cannot write {path} ({self.reason})")
+        self.reason = error if isinstance(error, str) else error.strerror or str(error)
+        super().__init__(f"cannot write {display_path(path)} ({self.reason})")
 
 
 class CacheError(GainscaleError):

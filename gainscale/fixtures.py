@@ -108,7 +108,7 @@ def record_verdict(request, gainscale_session) -> Callable[..., Verdict]:
         if comparison is not None and comparison.fails:
             pytest.fail(comparison.message, pytrace=False)
         if verdict.passed is None:
-            pytest.skip(verdict.message)
+            _skip(verdict.message)
         if not verdict.passed:
             pytest.fail(verdict.message, pytrace=False)
         return verdict
@@ -117,6 +117,11 @@ def record_verdict(request, gainscale_session) -> Callable[..., Verdict]:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _skip(reason: str) -> None:
+    """Skip the test, reported at the test's own line rather than here (as @pytest.mark.skip is)."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 def update_record(node: pytest.Item, **changes: Any) -> None:
@@ -192,7 +197,7 @@ def _obtain(request, get: Callable[[], Any]) -> Any:
             pytest.fail(f"--gainscale-require-measured: {reason}", pytrace=False)
         if missing is not None:
             pytest.fail(missing.message, pytrace=False)
-        pytest.skip(reason)
+        _skip(reason)
     except GainscaleError as error:
         pytest.fail(str(error), pytrace=False)
 

@@ -96,6 +96,7 @@ def render_markdown(run: RunResult, figures: list[Path], figure_errors: list[str
     ]
     for number, source in enumerate(run.sources, 1):
         parts += _source_section(number, source, run, figures)
+    parts += _across_sources(run) + _over_training(run) + _controls(run)
     parts += _provenance_section(run, figure_errors)
     return "\n".join(parts).rstrip() + "\n"
 
@@ -406,6 +407,67 @@ EVIDENCE_SECTIONS: dict[type, tuple[str, Callable[[Any, SourceResult, RunResult]
     PowerLawFit: ("Scaling law", _scaling_section),
     TrendTest: ("Trend with model size", _trend_section),
 }
+
+
+# ---------------------------------------------------------------------------- across sources, training, controls
+
+
+def _across_sources(run: RunResult) -> list[str]:
+    """Every source's models side by side, where the run evaluated more than one."""
+    sources = [s for s in run.sources if s.models]
+    if len(sources) < 2:
+        return []
+    rows = ["## Across sources and architectures", "",
+            "| Source | Model | Architecture | Parameters | Layers | Attention contracting | MLP contracting | Final MLP gain |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
+    for source in sources:
+        for m in source.models:
+            rows.append(f"| {escape(source.name)} | {escape(m.model)} | {escape(m.architecture or '?')} | {m.n_params:,} | "
+                        f"{m.n_layers} | {_share(m.attn_contracting, m.n_layers)} | {_share(m.mlp_contracting, m.n_layers)} | "
+                        f"{_number(m.final_mlp_gain)} |")
+    return rows + [""]
+
+
+def _over_training(run: RunResult) -> list[str]:
+    """Each per-model claim along a revision sweep: its value and verdict at each training step."""
+    lines = []
+    for source in run.sources:
+        sweeps = sorted({m.sweep for m in source.models if m.sweep is not None})
+        for sweep in sweeps:
+            models = sorted((m for m in source.models if m.sweep == sweep), key=lambda m: (m.step is None, m.step or 0))
+            lines += [f"## Claims over training: {escape(sweep)} ({escape(source.name)})", ""]
+            lines += _per_model_claims_table(run, source.name, models, "Step", lambda m: "?" if m.step is None else f"{m.step:,}")
+            lines += ["", "Step 0 is the untrained network: a claim that holds there holds by architecture, not by training.", ""]
+    return lines
+
+
+def _controls(run: RunResult) -> list[str]:
+    """Each trained model beside its control, the same network with its weights drawn again."""
+    lines = []
+    for source in run.sources:
+        for control in (m for m in source.models if m.control_of is not None):
+            trained = source.model(control.control_of)
+            pair = [m for m in (trained, control) if m is not None]
+            lines += [f"## Trained and untrained: {escape(control.control_of)} ({escape(source.name)})", ""]
+            lines += _per_model_claims_table(run, source.name, pair, "Model", lambda m: m.model)
+            lines += ["", f"{escape(control.model)} is {escape(control.control_of)}'s network with its weights drawn again: "
+                      "the step-0 control. A claim that holds for both holds by architecture.", ""]
+    return lines
+
+
+def _per_model_claims_table(run: RunResult, source: str, models: list, label: str, name) -> list[str]:
+    infos = [i for i in run.claim_infos() if i.scope == "model"]
+    results = {(c.claim.id, c.model): c for c in run.claims_of(source)}
+    header = f"| {label} | Final MLP gain | Attention contracting | MLP contracting | " + " | ".join(escape(i.id) for i in infos) + " |"
+    rows = [header, "|---|---:|---:|---:|" + "---|" * len(infos)]
+    for m in models:
+        cells = []
+        for info in infos:
+            result = results.get((info.id, m.model))
+            cells.append("" if result is None else f"{BADGES[result.outcome].split()[0]} {escape(info.describe_value(result.value))}")
+        rows.append(f"| {escape(name(m))} | {_number(m.final_mlp_gain)} | {_share(m.attn_contracting, m.n_layers)} | "
+                    f"{_share(m.mlp_contracting, m.n_layers)} | " + " | ".join(cells) + " |")
+    return rows
 
 
 # ---------------------------------------------------------------------------- figures and provenance

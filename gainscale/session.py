@@ -127,7 +127,12 @@ class ClaimSession:
         return replace(info, identity={**info.identity, "gain": self.settings.gain})
 
     def summaries(self, source: str) -> list[ModelSummary]:
-        """Every model of ``source``, smallest first; raises :class:`Unavailable` naming the missing."""
+        """Every model of ``source``, smallest first, for a cross-model claim; raises
+        :class:`Unavailable` naming the missing.
+
+        A control (the same network with its weights drawn again) stands beside its trained
+        model in the per-model claims, and is left out here: it is not another size.
+        """
         found, missing = [], []
         models = self.sources[source].model_names()
         # the bar shows only after two seconds: for a table it never does, for measuring it says how far
@@ -141,7 +146,7 @@ class ClaimSession:
         if missing:
             names = ", ".join(model for model, _ in missing)
             raise Unavailable(f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}): {missing[0][1]}")
-        return sorted(found, key=lambda s: s.n_params)
+        return sorted((s for s in found if s.control_of is None), key=lambda s: s.n_params)
 
     def summaries_under(self, source: str, models: Sequence[str], gain: str) -> list[ModelSummary]:
         """The models' summaries under another gain definition (for the sensitivity table)."""

@@ -64,6 +64,12 @@ class ReportWriter:
         baseline = self.session.baseline
         if not self.session.comparing():
             return None
+        from . import __version__
+
+        if baseline.gainscale_version and baseline.gainscale_version != __version__:
+            # a note, not a refusal: the settings and the method version decide whether numbers compare
+            self.notes.append(f"baseline {baseline.path} was written by gainscale {baseline.gainscale_version}, this is "
+                              f"{__version__}; its settings and method version match, so it holds")
         evaluated = [c.test for c in run.claims if c.verdict is not None]
         missing = [c.test for c in run.claims if c.baseline is not None and c.baseline.status == "new"]
         not_run = baseline.not_run(evaluated)

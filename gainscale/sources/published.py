@@ -6,6 +6,7 @@ import hashlib
 from importlib import resources
 from typing import Any
 
+from ..architectures import describe_input
 from ..params import count_embedding_parameters
 from ..published import published_data, published_summaries
 from ..results import SourceInfo
@@ -41,7 +42,7 @@ class PublishedSource(TableSource):
                 "layers as counts derived from the printed percentages, parameter counts from the configs. "
                 + data["origin"]
             ),
-            notes=tuple(data.get("notes", ())),
+            notes=(*data.get("notes", ()), describe_input("gpt_neox")),
             recorded_fit=data["recorded_fit"],
             identity={"published_table_sha256": _table_sha256()},
         )
