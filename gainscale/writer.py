@@ -37,8 +37,9 @@ class ReportWriter:
     def settings_record(self) -> dict[str, Any]:
         """The run's settings as the report's provenance states them."""
         settings = self.session.settings
-        record: dict[str, Any] = {"sources": ", ".join(self.session.sources), "suite": settings.suite,
-                                  "device": settings.device, "dtype": settings.dtype, "batch_size": settings.batch_size}
+        record: dict[str, Any] = {"sources": ", ".join(self.session.sources), "suite": settings.suite, "gain": settings.gain,
+                                  "device": settings.device, "dtype": settings.dtype, "token_budget": settings.token_budget,
+                                  "batch_size": settings.batch_size, "threads": settings.threads}
         try:
             prompts = self.session.measurer.prompts
             record.update(prompts=prompts.name, prompts_sha256=prompts.sha256)
