@@ -114,7 +114,8 @@ def _interruption_banner(run: RunResult) -> list[str]:
 def _source_section(number: int, source: SourceResult, run: RunResult, figures: list[Path]) -> list[str]:
     claims = run.claims_of(source.name)
     lines = [f"## {number}. Source: {escape(source.name)}", "", f"*{escape(source.info.description)}*", ""]
-    lines += [f"> Note: {escape(note)}" for note in source.info.notes] + ([""] if source.info.notes else [])
+    if source.info.notes:
+        lines += ["> Notes:", ">"] + [f"> - {escape(note)}" for note in source.info.notes] + [""]
     lines += ["### Executive summary", ""] + _summary_table(run.claim_infos(), claims) + [""]
     lines += ["### How sure is each verdict", ""] + _how_sure(run.claim_infos(), claims) + [""]
     lines += ["### Model comparison", ""] + _model_table(source) + [""] + _uncertainty_table(source)
