@@ -207,6 +207,19 @@ def label_points(ax, names: Sequence[str], xs: Sequence[float], ys: Sequence[flo
         placed.append((x, y))
 
 
+def shade_intervals(ax, uncertainty, module: str, colour: str, label: str | None = None) -> list[float]:
+    """Shade each layer's 95% bootstrap interval of ``attention`` or ``mlp`` gain, where there is one.
+
+    Returns the intervals' positive ends, for the axis' range; nothing without ``uncertainty``.
+    """
+    if uncertainty is None:
+        return []
+    intervals = uncertainty.attn_gains if module == "attention" else uncertainty.mlp_gains
+    lower, upper = [i.lower for i in intervals], [i.upper for i in intervals]
+    ax.fill_between(range(len(intervals)), lower, upper, color=colour, alpha=0.2, linewidth=0, label=label)
+    return [v for v in lower + upper if v > 0]
+
+
 def interval_bars(values: Sequence[float], intervals: Sequence[Any | None], log: bool = False) -> list[list[float]] | None:
     """Error bar lengths ``[below, above]`` of each value from its bootstrap interval (0 where it has none).
 

@@ -164,7 +164,9 @@ def model_figure(source: str, model, path: Path, uncertainty=None) -> Path:
         everything = []
         for module, label, colour, marker, values in series:
             ax.plot(range(len(values)), values, color=colour, marker=marker, label=label)
-            everything += values + _shade_intervals(ax, uncertainty, module, colour)
+            # one legend entry for the shading: the colour says which sublayer
+            label = "shaded: 95% bootstrap interval" if module == "mlp" else None
+            everything += values + base.shade_intervals(ax, uncertainty, module, colour, label)
         base.gain_one_line(ax, "gain = 1 (contracting below)")
         if max(everything) / min(everything) > 10:  # a linear axis would flatten the small gains
             base.log_gain_axis(ax, everything + [1.0])
@@ -184,17 +186,6 @@ def per_layer_series(model) -> list[tuple[str, str, str, str, list[float]]]:
         if model.gains(module) is not None:
             series.append((module, label, colour, marker, base.gains(model, module)))
     return series
-
-
-def _shade_intervals(ax, uncertainty, module: str, colour: str) -> list[float]:
-    """The 95% bootstrap band of each layer's gain, where the source has one; returns its edges."""
-    if uncertainty is None:
-        return []
-    intervals = uncertainty.attn_gains if module == "attention" else uncertainty.mlp_gains
-    lower, upper = [i.lower for i in intervals], [i.upper for i in intervals]
-    label = "shaded: 95% bootstrap interval" if module == "mlp" else None  # once: the colour says which sublayer
-    ax.fill_between(range(len(intervals)), lower, upper, color=colour, alpha=0.2, linewidth=0, label=label)
-    return [v for v in lower + upper if v > 0]
 
 
 def _final_interval(source, model: str):

@@ -210,7 +210,8 @@ def _draw_pair_profiles(ax, trained, control, uncertainty: dict) -> None:
                 continue
             values = base.gains(model, module)
             ax.plot(range(len(values)), values, color=colour, marker=marker, markersize=5, label=f"{label}, {model.model}", **style)
-            everything += values + _band(ax, uncertainty.get(model.model), module, colour)
+            label = "shaded: 95% bootstrap interval" if model is control and module == "mlp" else None  # once
+            everything += values + base.shade_intervals(ax, uncertainty.get(model.model), module, colour, label)
     base.gain_one_line(ax, "gain = 1 (contracting below)")
     base.log_gain_axis(ax, everything)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -218,15 +219,6 @@ def _draw_pair_profiles(ax, trained, control, uncertainty: dict) -> None:
     ax.set_title("gain by layer")
     ax.grid(alpha=0.3)
     base.legend_below(ax, ncols=3)
-
-
-def _band(ax, uncertainty, module: str, colour: str) -> list[float]:
-    if uncertainty is None:
-        return []
-    intervals = uncertainty.attn_gains if module == "attention" else uncertainty.mlp_gains
-    lower, upper = [i.lower for i in intervals], [i.upper for i in intervals]
-    ax.fill_between(range(len(intervals)), lower, upper, color=colour, alpha=0.18, linewidth=0)
-    return [v for v in lower + upper if v > 0]
 
 
 def _draw_pair_verdicts(ax, trained, control, claims) -> None:
