@@ -475,17 +475,29 @@ def _per_model_claims_table(run: RunResult, source: str, models: list, label: st
 
 
 def _figure_links(source: SourceResult, figures: list[Path]) -> list[str]:
-    from .figures import model_figure_name, scaling_figure_name
+    from .figures import (ACROSS_SOURCES, control_figure_name, model_figure_name, scaling_figure_name,
+                          sensitivity_figure_name, training_figure_name)
 
-    drawn = {p.name: p for p in figures}
-    lines = []
-    main = drawn.get(scaling_figure_name(source.name))
-    if main is not None:
-        lines.append(f"![Final MLP gain scaling and sublayer contraction, {escape(source.name)}]({main.as_posix()})")
+    drawn = _by_figure_name(figures)
+    name = escape(source.name)
+    shown = [(scaling_figure_name(source.name), f"Final MLP gain scaling and sublayer contraction, {name}"),
+             (sensitivity_figure_name(source.name), f"Each claim under each variant of the analysis, {name}")]
+    shown += [(training_figure_name(source.name, sweep), f"{escape(sweep)} over training, {name}")
+              for sweep in dict.fromkeys(m.sweep for m in source.models if m.sweep is not None)]
+    shown += [(control_figure_name(source.name, m.model), f"{escape(m.control_of)} beside its control {escape(m.model)}, {name}")
+              for m in source.models if m.control_of is not None]
+    lines = [line for figure, alt in shown if figure in drawn for line in (f"![{alt}]({drawn[figure].as_posix()})", "")]
     per_model = [(m.model, drawn[n]) for m in source.models if (n := model_figure_name(source.name, m.model)) in drawn]
     if per_model:
-        lines += ["", "Per model: " + ", ".join(f"[{escape(model)}]({p.as_posix()})" for model, p in per_model)]
-    return lines or ["No figure for this source."]
+        lines += ["Per model: " + ", ".join(f"[{escape(model)}]({p.as_posix()})" for model, p in per_model), ""]
+    if ACROSS_SOURCES in drawn:
+        lines.append(f"Every source side by side, by architecture: [{ACROSS_SOURCES}]({drawn[ACROSS_SOURCES].as_posix()})")
+    return lines[:-1] if lines and not lines[-1] else lines or ["No figure for this source."]
+
+
+def _by_figure_name(figures: list[Path]) -> dict[str, Path]:
+    """The drawn figures (paths within the report) by their names within the figures folder."""
+    return {Path(*p.parts[1:]).as_posix(): p for p in figures if len(p.parts) > 1}
 
 
 def _provenance_section(run: RunResult, figure_errors: list[str]) -> list[str]:
