@@ -16,6 +16,7 @@ from typing import Any
 
 from .files import pretty_json, write_atomic
 from .results import AlphaBootstrap, ClaimInfo, ClaimResult, RunResult, SourceResult, VariantResult
+from .sensitivity_table import SensitivityColumn, sensitivity_columns, variant_names
 from .stats import AlphaTest, PowerLawFit, TrendTest
 
 #: parameter counts the paper predicts final MLP gains for (§2 "Revised Predictions")
@@ -191,55 +192,12 @@ def _share(count: int | None, layers: int) -> str:
 
 def _how_sure(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[str]:
     """Per claim one sentence (robust, or which variants flip it) and its stability; then the table."""
-    lines, columns = [], []
-    for info in infos:
-        results = [c for c in claims if c.claim.id == info.id]
-        if not results or not any(c.sensitivity for c in results):
-            continue
-        main, cells = _main_verdict(results), _cells(results)
-        columns.append((info, (main, results[0].value if info.scope == "suite" else None), cells))
-        lines.append(f"- **{escape(info.id)}**: {escape(_robustness(main, list(cells.values())))}.{_stability_note(results)}")
+    columns = sensitivity_columns(infos, claims)
     if not columns:
         return ["No claim of this source declares a check to evaluate again, or none reached a verdict."]
+    lines = [f"- **{escape(c.info.id)}**: {escape(_robustness(c.verdict, list(c.cells.values())))}.{_stability_note(list(c.results))}"
+             for c in columns]
     return lines + [""] + _sensitivity_table(columns)
-
-
-def _main_verdict(results: list[ClaimResult]) -> str | None:
-    """The claim's verdict over its tests: passed only if every model's passed."""
-    reached = [r.verdict for r in results if r.verdict is not None]
-    if not reached:
-        return None
-    return "passed" if all(v == "passed" for v in reached) else "failed"
-
-
-def _cells(results: list[ClaimResult]) -> dict[str, VariantResult]:
-    """Each variant's verdict for the claim: one test's, or for a per-model claim every model's together."""
-    by_variant: dict[str, list[VariantResult]] = {}
-    for result in results:
-        for cell in result.sensitivity:
-            by_variant.setdefault(cell.variant, []).append(cell)
-    cells = {name: _aggregate(found) for name, found in by_variant.items()}
-    if results[0].claim.scope == "model" and len(results) > 1:  # "every model": leaving one out is a variant too
-        for left in results:
-            rest = [r.verdict for r in results if r is not left and r.verdict is not None]
-            verdict = ("passed" if all(v == "passed" for v in rest) else "failed") if rest else None
-            cells[f"without {left.model}"] = VariantResult(f"without {left.model}", "leave one out", verdict, None,
-                                                           f"{sum(v == 'passed' for v in rest)} of {len(rest)} other models pass")
-    return cells
-
-
-def _aggregate(found: list[VariantResult]) -> VariantResult:
-    """One variant over a claim's tests: failed if any model fails, passed if all pass, else not evaluable."""
-    if len(found) == 1:
-        return found[0]
-    reached = [f for f in found if f.verdict is not None]
-    passing = sum(f.verdict == "passed" for f in reached)
-    if len(reached) < len(found) and passing == len(reached):
-        verdict = None  # the models it cannot evaluate could be the ones that fail
-    else:
-        verdict = "passed" if passing == len(found) else "failed" if reached else None
-    message = f"{passing} of {len(found)} models pass" + (f", {len(found) - len(reached)} not evaluable" if len(reached) < len(found) else "")
-    return VariantResult(found[0].variant, found[0].group, verdict, None, message)
 
 
 def _robustness(main: str | None, cells: list[VariantResult]) -> str:
@@ -265,13 +223,12 @@ def _stability_note(results: list[ClaimResult]) -> str:
     return f" Share of {resamples} resamples of the prompts in which it passes, per model: {listed}."
 
 
-def _sensitivity_table(columns: list[tuple[ClaimInfo, tuple[str | None, float | None], dict[str, VariantResult]]]) -> list[str]:
+def _sensitivity_table(columns: list[SensitivityColumn]) -> list[str]:
     """Variants down, claims across; each cell the verdict under that variant, with its value."""
-    variants = list(dict.fromkeys(name for _, _, cells in columns for name in cells))
-    rows = ["| Variant | " + " | ".join(escape(info.id) for info, _, _ in columns) + " |", "|---|" + "---|" * len(columns)]
-    rows.append("| **as tested** | " + " | ".join(_cell_text(*main) for _, main, _ in columns) + " |")
-    for name in variants:
-        cells = [cells.get(name) for _, _, cells in columns]
+    rows = ["| Variant | " + " | ".join(escape(c.info.id) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    rows.append("| **as tested** | " + " | ".join(_cell_text(c.verdict, c.value) for c in columns) + " |")
+    for name in variant_names(columns):
+        cells = [c.cells.get(name) for c in columns]
         rows.append(f"| {escape(name)} | " + " | ".join("–" if c is None else _cell_text(c.verdict, c.value) for c in cells) + " |")
     return rows + ["", "✅ holds, ❌ fails, n/a: the numbers cannot say (e.g. a table without per-layer gains), – does not "
                    "apply. The value is the claim's own (a p-value, alpha, a share); per-model claims hold only if every model does."]
