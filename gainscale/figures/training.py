@@ -192,6 +192,9 @@ def _step_axis(ax, steps) -> None:
     else:
         ax.set_xscale("log")
         ax.set_xlim(first / 1.6, max(steps) * 1.6)
+    if 0 in steps:  # ticks at 0 and at the decades from the first step on: a decade below it would crowd 0
+        decades = [10**k for k in range(len(str(first)) - 1, len(str(max(steps))))]
+        ax.set_xticks([0, *(d for d in decades if d >= first)])
     # step 0 is called out under the axis, where no point can hide it
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "0\nuntrained\n(control)" if v == 0 else base.human_count(v)))
     ax.set_xlabel("training step" + (" (symlog: 0, then log)" if 0 in steps else " (log scale)"))
