@@ -29,6 +29,8 @@ class ModuleLayout:
     #: attribute of one layer holding the norm whose output is the MLP's input; its input is
     #: the residual stream the MLP reads (the layer's input under GPT-NeoX's parallel residual)
     mlp_norm: str
+    #: the kind of norm in front of each sublayer, for saying what a gain's "input" is
+    norm_kind: str = "LayerNorm"
 
     def norm_of(self, kind: str) -> str:
         """The norm attribute in front of ``kind`` (``attention`` or ``mlp``)."""
@@ -40,9 +42,20 @@ _PRE_NORM = {"attention_norm": "input_layernorm", "mlp_norm": "post_attention_la
 LAYOUTS: dict[str, ModuleLayout] = {
     "gpt_neox": ModuleLayout(layers="gpt_neox.layers", attention="attention", mlp="mlp", **_PRE_NORM),
     "gpt2": ModuleLayout(layers="transformer.h", attention="attn", mlp="mlp", attention_norm="ln_1", mlp_norm="ln_2"),
-    "llama": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", **_PRE_NORM),
-    "mistral": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", **_PRE_NORM),
+    "llama": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", norm_kind="RMSNorm", **_PRE_NORM),
+    "mistral": ModuleLayout(layers="model.layers", attention="self_attn", mlp="mlp", norm_kind="RMSNorm", **_PRE_NORM),
 }
+
+
+def describe_input(model_type: str) -> str:
+    """What a sublayer's input, the denominator of the paper's gain, is in ``model_type``."""
+    layout = LAYOUTS.get(model_type)
+    if layout is None:
+        return f"{model_type}: not a layout gainscale knows"
+    return (f"{model_type}: a sublayer's input is its {layout.norm_kind}'s output ({layout.attention_norm} before the "
+            f"attention, {layout.mlp_norm} before the MLP), a normalised vector whose norm the {layout.norm_kind}'s "
+            "weights set; the paper's gain is the sublayer's output norm over that, and the residual gain "
+            "(--gainscale-gain residual) is over the residual stream the norm reads")
 
 #: the two sublayers gainscale measures, in the order it reports them
 MODULE_KINDS = ("attention", "mlp")

@@ -247,8 +247,14 @@ def bootstrap_prompts(models: Sequence[PromptGains], resamples: int = DEFAULT_RE
         raise GainscaleError("a bootstrap needs at least one model, got none")
     rng = np.random.default_rng(seed)
     results = tuple(_resample_model(gains, rng, resamples, seed, level) for gains in models)
-    alpha, alpha_ols, alpha_draws = _alpha_bootstrap(models, results, level)
-    return SuiteBootstrap(results, seed, alpha, alpha_ols, alpha_draws)
+    return combine(results, seed, level)
+
+
+def combine(results: Sequence[ModelBootstrap], seed: int, level: float = 0.95) -> SuiteBootstrap:
+    """The suite of models bootstrapped one by one (each from its own seed): resample b of every
+    model makes resampled suite b, on which the power law is refitted."""
+    alpha, alpha_ols, alpha_draws = _alpha_bootstrap(results, level)
+    return SuiteBootstrap(tuple(results), seed, alpha, alpha_ols, alpha_draws)
 
 
 def bootstrap_model(gains: PromptGains, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95) -> ModelBootstrap:
@@ -285,14 +291,14 @@ def _resample_model(gains: PromptGains, rng, resamples: int, seed: int, level: f
     )
 
 
-def _alpha_bootstrap(models: Sequence[PromptGains], results: Sequence[ModelBootstrap], level: float):
+def _alpha_bootstrap(results: Sequence[ModelBootstrap], level: float):
     """alpha's percentile interval over the resampled suites, its t interval, and the draws."""
     import numpy as np
 
-    x = np.log10([float(g.n_params) for g in models])
-    if len(models) < 3 or np.all(x == x[0]):
+    x = np.log10([float(r.n_params) for r in results])
+    if len(results) < 3 or np.all(x == x[0]):
         return None, None, ()
-    fit = fit_power_law([g.model for g in models], [g.n_params for g in models], [r.final_mlp_gain.estimate for r in results])
+    fit = fit_power_law([r.model for r in results], [r.n_params for r in results], [r.final_mlp_gain.estimate for r in results])
     y = np.log10(np.column_stack([[draw[-1] for draw in r.mlp_draws] for r in results]))  # (resamples, models)
     dx = x - x.mean()
     draws = (y - y.mean(axis=1, keepdims=True)) @ dx / (dx @ dx)  # least-squares slope of every resampled suite

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ClaimDeclarationError
+from .errors import ClaimDeclarationError, VariantUnavailable
 from .results import ClaimInfo, Verdict
 
 __all__ = ["SCOPES", "Claim", "Conditions", "Verdict"]  # Verdict: where claims are written, beside Claim
@@ -65,7 +65,12 @@ class Claim:
     check
         Optional: the function the test uses to reach its verdict, ``check(data, thresholds)``
         with the model's summary (per-model) or the source's summaries (cross-model). Given, it
-        lets gainscale re-evaluate the claim under variants (see the sensitivity table).
+        lets gainscale re-evaluate the claim under variants (the sensitivity table) and on
+        resamples of the prompts (its stability).
+    cutoffs
+        The names of thresholds that are a gain's dividing line between contracting and
+        expanding (1 in the paper): the sensitivity variants move them with the contracting
+        counts (0.95, 1.05).
     """
 
     id: str
@@ -77,6 +82,7 @@ class Claim:
     value_format: str = "{}"
     threshold_format: str = "{}"
     check: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    cutoffs: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -95,6 +101,10 @@ class Claim:
             object.__setattr__(self, "number", str(self.number))
         if self.check is not None and not callable(self.check):
             raise ClaimDeclarationError(f"claim {self.id}: check must be a function, not {self.check!r}")
+        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
+        unknown = [name for name in self.cutoffs if name not in self.thresholds]
+        if unknown:
+            raise ClaimDeclarationError(f"claim {self.id}: cutoff {unknown[0]!r} is not one of its thresholds ({', '.join(self.thresholds) or 'none'})")
 
     @classmethod
     def from_marker(cls, args: tuple, kwargs: Mapping[str, Any]) -> Claim:
@@ -162,6 +172,9 @@ class Conditions(Mapping[str, float]):
     parameters: str = "total"
     #: p-values of rank tests from their exact permutation distribution instead of asymptotics
     exact_p: bool = False
+    #: compute every statistic the report shows (exact p-values beside asymptotic ones ...);
+    #: False inside resampling loops, where only the verdict counts
+    full: bool = True
 
     def __getitem__(self, name: str) -> float:
         try:
@@ -180,5 +193,5 @@ class Conditions(Mapping[str, float]):
         if self.parameters == "total":
             return summary.n_params
         if summary.n_embedding_params is None:
-            raise ClaimDeclarationError(f"{summary.model}: the source gives no embedding parameter count")
+            raise VariantUnavailable(f"{summary.model}: the source gives no embedding parameter count")
         return summary.n_params - summary.n_embedding_params

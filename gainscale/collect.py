@@ -118,15 +118,17 @@ class ResultsCollector:
         infos: dict[str, SourceInfo] = {}
         models: dict[str, dict[str, Any]] = {}
         provenance: dict[str, dict[str, Any]] = {}
+        uncertainty: dict[str, dict[str, Any]] = {}
         for state in self._tests.values():
             r = state.record
             if r.source_info is not None:
                 infos.setdefault(r.source, r.source_info)
             models.setdefault(r.source, {}).update({m.model: m for m in r.models})
             provenance.setdefault(r.source, {}).update(r.provenance)
+            uncertainty.setdefault(r.source, {}).update(r.uncertainty)
         return tuple(
             SourceResult(infos.get(name) or _unread(name), tuple(sorted(models[name].values(), key=lambda m: m.n_params)),
-                         dict(sorted(provenance[name].items())))
+                         dict(sorted(provenance[name].items())), dict(sorted(uncertainty[name].items())))
             for name in sorted(models, key=self._position)
         )
 
@@ -163,6 +165,8 @@ def _claim_result(test: str, state: _Test) -> ClaimResult:
         evidence=verdict.evidence if verdict else (),
         baseline=r.baseline,
         unavailable=r.unavailable,
+        sensitivity=r.sensitivity,
+        stability=r.stability,
     )
 
 

@@ -68,10 +68,12 @@ class ModelUnavailable(DeviceUnavailable):
 class WriteError(GainscaleError, OSError):
     """A file that cannot be written: read-only, full disk, or a file where a directory should be."""
 
-    def __init__(self, path, error: OSError):
+    def __init__(self, path, error: OSError | str):
+        from .paths import display_path
+
         self.path = path
-        self.reason = error.strerror or str(error)
-        super().__init__(f"cannot write {path} ({self.reason})")
+        self.reason = error if isinstance(error, str) else error.strerror or str(error)
+        super().__init__(f"cannot write {display_path(path)} ({self.reason})")
 
 
 class CacheError(GainscaleError):
@@ -96,6 +98,10 @@ class BaselineError(GainscaleError):
 
 class OptionError(GainscaleError):
     """A bad option value or combination (the plugin raises it as ``pytest.UsageError``)."""
+
+
+class VariantUnavailable(GainscaleError):
+    """A sensitivity variant the numbers at hand cannot give (no per-layer gains, no such definition)."""
 
 
 class ClaimDeclarationError(GainscaleError):

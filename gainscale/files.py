@@ -41,6 +41,9 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         should be); nothing is left behind then.
     """
     path = Path(path)
+    blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise WriteError(path, f"{blocking.name} is a file, not a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -27,7 +27,9 @@ import pytest
 
 from .claims import Claim, Conditions
 from .errors import GainscaleError
-from .results import CaseRecord, Verdict
+from . import sensitivity
+from .results import CaseRecord, ModelUncertainty, Stability, Verdict
+from .stats import PowerLawFit
 from .session import ClaimSession
 from .settings import Settings
 from .sources import Unavailable
@@ -96,7 +98,9 @@ def record_verdict(request, gainscale_session) -> Callable[..., Verdict]:
         verdict = verdict if verdict is not None else _verdict(fields)
         node = request.node
         comparison = gainscale_session.compare(node.nodeid, node.stash[RECORD].claim, verdict)
-        update_record(node, verdict=verdict, baseline=comparison)
+        update_record(node, verdict=_with_uncertainty(gainscale_session, node, verdict), baseline=comparison)
+        if verdict.passed is not None:
+            _how_sure(gainscale_session, node)
         for name in ("value", "threshold", "message"):  # JUnit XML carries them
             request.node.user_properties.append((name, getattr(verdict, name)))
         if comparison is not None and comparison.status == "known_failing":
@@ -104,7 +108,7 @@ def record_verdict(request, gainscale_session) -> Callable[..., Verdict]:
         if comparison is not None and comparison.fails:
             pytest.fail(comparison.message, pytrace=False)
         if verdict.passed is None:
-            pytest.skip(verdict.message)
+            _skip(verdict.message)
         if not verdict.passed:
             pytest.fail(verdict.message, pytrace=False)
         return verdict
@@ -115,9 +119,47 @@ def record_verdict(request, gainscale_session) -> Callable[..., Verdict]:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _skip(reason: str) -> None:
+    """Skip the test, reported at the test's own line rather than here (as @pytest.mark.skip is)."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
+
+
 def update_record(node: pytest.Item, **changes: Any) -> None:
     """Change the test's record (it reaches the report through the test's phase reports)."""
     node.stash[RECORD] = replace(node.stash[RECORD], **changes)
+
+
+def _how_sure(session: ClaimSession, node: pytest.Item) -> None:
+    """The claim under every variant of the analysis, and its stability over resampled prompts."""
+    record = node.stash[RECORD]
+    claim = session.claims[record.claim.id]
+    if not record.models:
+        return
+    data, conditions = _inputs(record), session.conditions(claim)
+    names = [m.model for m in record.models]
+
+    def other_gain(gain: str):
+        summaries = session.summaries_under(record.source, names, gain)
+        return summaries if claim.scope == "suite" else summaries[0]
+
+    try:
+        update_record(node, sensitivity=sensitivity.evaluate(claim, data, conditions, other_gain),
+                      stability=session.stability(record.source, claim, data, conditions))
+    except GainscaleError as error:  # a check that cannot take a variant's numbers must not cost the verdict
+        update_record(node, stability=Stability(None, reason=f"{type(error).__name__}: {error}"))
+
+
+def _with_uncertainty(session: ClaimSession, node: pytest.Item, verdict: Verdict) -> Verdict:
+    """A fit's verdict carries alpha's bootstrap interval too, where the prompts can be resampled."""
+    record = node.stash[RECORD]
+    if verdict.evidence_of(PowerLawFit) is None or record.model is not None:
+        return verdict
+    alpha = session.alpha_bootstrap(record.source, list(record.models))
+    return verdict if alpha is None else replace(verdict, evidence=(*verdict.evidence, alpha))
+
+
+def _inputs(record: CaseRecord) -> Any:
+    return list(record.models) if record.model is None else record.models[0]
 
 
 def _verdict(fields: dict[str, Any]) -> Verdict:
@@ -129,11 +171,13 @@ def _verdict(fields: dict[str, Any]) -> Verdict:
 
 def _read(request, session: ClaimSession, source: str, summaries: list[ModelSummary]) -> None:
     """Note in the test's record which models it read from ``source``, and how they were obtained."""
+    bootstraps = {s.model: session.bootstrap(source, s) for s in summaries}
     update_record(
         request.node,
         source_info=session.source_info(source),
         models=tuple(summaries),
         provenance=session.provenance(source, [s.model for s in summaries]),
+        uncertainty={model: ModelUncertainty.of(b) for model, b in bootstraps.items() if b is not None},
     )
 
 
@@ -153,7 +197,7 @@ def _obtain(request, get: Callable[[], Any]) -> Any:
             pytest.fail(f"--gainscale-require-measured: {reason}", pytrace=False)
         if missing is not None:
             pytest.fail(missing.message, pytrace=False)
-        pytest.skip(reason)
+        _skip(reason)
     except GainscaleError as error:
         pytest.fail(str(error), pytrace=False)
 

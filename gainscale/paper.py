@@ -37,6 +37,8 @@ def final_mlp_expands(summary: ModelSummary, thresholds: Mapping[str, float]) ->
     """Claim 2: the last layer's MLP gain exceeds ``final_mlp_gain_min`` (1: it expands)."""
     min_gain = thresholds["final_mlp_gain_min"]
     gain = summary.final_mlp_gain
+    if gain is None:  # a sensitivity variant without the per-layer gains to say it
+        return Verdict(None, None, min_gain, f"{summary.model}: the source gives no per-layer MLP gains")
     passed = gain > min_gain
     message = f"{summary.model}: final MLP gain {gain:.4g} {'>' if passed else '<='} {min_gain:g}"
     return Verdict(passed, gain, min_gain, message, {"final_mlp_gain": ("gain", gain)})
@@ -80,6 +82,9 @@ def scaling_exponent_matches(summaries: Sequence[ModelSummary], thresholds: Mapp
 
 def _fit_or_reason(summaries: Sequence[ModelSummary], thresholds) -> PowerLawFit | str:
     """The fit, or why there is none (too few models, a gain that is not positive)."""
+    unknown = [s.model for s in summaries if s.final_mlp_gain is None]
+    if unknown:
+        return f"the source gives no per-layer MLP gains for {', '.join(unknown)}"
     try:
         return scaling_fit(summaries, thresholds)
     except GainscaleError as error:
@@ -91,7 +96,8 @@ def contraction_trend(summaries: Sequence[ModelSummary], thresholds: Mapping[str
     if any(s.mlp_contracting is None for s in summaries) or len(summaries) < 3:
         return None
     shares = [s.mlp_contracting_pct for s in summaries]
-    return falling_trend([s.model for s in summaries], _n_params(summaries, thresholds), shares)
+    permutation = getattr(thresholds, "exact_p", False) or getattr(thresholds, "full", True)
+    return falling_trend([s.model for s in summaries], _n_params(summaries, thresholds), shares, permutation=permutation)
 
 
 def mlp_contraction_falls(summaries: Sequence[ModelSummary], thresholds: Mapping[str, float]) -> Verdict:
@@ -104,16 +110,19 @@ def mlp_contraction_falls(summaries: Sequence[ModelSummary], thresholds: Mapping
     if math.isnan(trend.spearman_rho):  # a rank correlation of a constant is undefined
         shares = ", ".join(f"{s:.4g}%" for s in trend.shares)
         return Verdict(None, None, p_max, f"the MLP contracting share does not vary across the models ({shares}): no trend to test")
-    passed = trend.spearman_p < p_max
+    exact = getattr(thresholds, "exact_p", False)
+    p = trend.spearman_exact_p if exact else trend.spearman_p
+    kendall = trend.kendall_exact_p if exact else trend.kendall_p
+    passed = p < p_max
     (small, small_pct), (large, large_pct) = trend.smallest, trend.largest
     message = (
-        f"Spearman rho = {trend.spearman_rho:.3f}, one-sided p = {trend.spearman_p:.4f} {'<' if passed else '>='} {p_max:g} "
-        f"(Kendall tau = {trend.kendall_tau:.3f}, p = {trend.kendall_p:.4f}); "
+        f"Spearman rho = {trend.spearman_rho:.3f}, one-sided {'exact ' if exact else ''}p = {p:.4f} {'<' if passed else '>='} {p_max:g} "
+        f"(Kendall tau = {trend.kendall_tau:.3f}, p = {kendall:.4f}); "
         f"{small} {_pct(small_pct)} -> {large} {_pct(large_pct)}"
     )
-    tracked = {"spearman_rho": ("statistic", trend.spearman_rho), "p_value": ("p_value", trend.spearman_p)}
+    tracked = {"spearman_rho": ("statistic", trend.spearman_rho), "p_value": ("p_value", p)}
     tracked |= {f"mlp_contracting[{s.model}]": ("count", s.mlp_contracting) for s in summaries}
-    return Verdict(passed, trend.spearman_p, p_max, message, tracked, (trend,))
+    return Verdict(passed, p, p_max, message, tracked, (trend,))
 
 
 def _n_params(summaries: Sequence[ModelSummary], conditions) -> list[int]:

@@ -125,6 +125,8 @@ def _session(config: pytest.Config) -> ClaimSession:
         tolerances=Tolerances(**{name: option_value(config, f"tolerance_{name}") for name in Tolerances.__dataclass_fields__}),
         update_baseline=bool(option_value(config, "update_baseline")),
         require_measured=bool(option_value(config, "require_measured")),
+        bootstrap_resamples=option_value(config, "bootstrap_resamples"),
+        bootstrap_seed=option_value(config, "bootstrap_seed"),
     )
 
 
@@ -292,9 +294,9 @@ class ClaimsReporter:
                                  decoded=decoded)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.collector:
-            return
         stopped = "interrupted" if self.interrupted else "stopped early" if session.shouldfail or session.shouldstop else None
+        if not self.collector and not (stopped and self.collector.not_run()):
+            return  # no claims test ran, and none was cut short
         command = "pytest " + " ".join(shlex.quote(a) for a in self.config.invocation_params.args)
         dated = bool(option_value(self.config, "report_dates"))
         provenance = run_provenance(self.config.rootpath, self.writer.settings_record(), command, dated)
@@ -315,6 +317,9 @@ class ClaimsReporter:
         run = self.writer.run
         if run is None:
             return
+        if run.interruption is not None:
+            terminalreporter.line(f"gainscale: the run was {run.interruption.reason}; {len(run.interruption.not_run)} claims tests did not run",
+                                  yellow=True)
         terminalreporter.section("gainscale claims")
         width = terminalreporter._tw.fullwidth if terminalreporter.isatty() else None  # never cut in CI logs
         for line in summary_lines(run, width):

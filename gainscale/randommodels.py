@@ -75,6 +75,27 @@ def ensure_random_model(directory: str | Path, config: Mapping[str, Any], seed: 
     return directory
 
 
+def add_hub_snapshot(hub: str | Path, repo_id: str, revision: str, checkpoint: str | Path, sha: str | None = None) -> str:
+    """Lay ``checkpoint`` out as revision ``revision`` of ``repo_id`` in a Hugging Face hub cache.
+
+    ``hub/models--ORG--NAME/refs/REVISION`` holds a commit sha and ``snapshots/SHA/`` the
+    files (links to the checkpoint), as ``huggingface_hub`` keeps a download: a model loaded
+    with ``HF_HUB_CACHE=hub HF_HUB_OFFLINE=1`` and that revision finds it with no network.
+    Returns the sha (derived from the repo and revision unless given).
+    """
+    import hashlib
+
+    sha = sha or hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()
+    repo = Path(hub) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    for file in Path(checkpoint).iterdir():
+        (snapshot / file.name).symlink_to(file.resolve())
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / revision).write_text(sha)
+    return sha
+
+
 def train_tokenizer(vocab_size: int = 512):
     """A byte-level BPE tokenizer (GPT-NeoX's kind) trained on the default prompts."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .files import pretty_json, write_if_changed
-from .results import ClaimInfo, ClaimResult, RunResult, SourceResult
+from .results import AlphaBootstrap, ClaimInfo, ClaimResult, RunResult, SourceResult, VariantResult
+from .sensitivity_table import SensitivityColumn, sensitivity_columns, variant_names
 from .stats import AlphaTest, PowerLawFit, TrendTest
 
 #: parameter counts the paper predicts final MLP gains for (§2 "Revised Predictions")
@@ -96,6 +97,7 @@ def render_markdown(run: RunResult, figures: list[Path], figure_errors: list[str
     ]
     for number, source in enumerate(run.sources, 1):
         parts += _source_section(number, source, run, figures)
+    parts += _across_sources(run) + _over_training(run) + _controls(run)
     parts += _provenance_section(run, figure_errors)
     return "\n".join(parts).rstrip() + "\n"
 
@@ -113,9 +115,11 @@ def _interruption_banner(run: RunResult) -> list[str]:
 def _source_section(number: int, source: SourceResult, run: RunResult, figures: list[Path]) -> list[str]:
     claims = run.claims_of(source.name)
     lines = [f"## {number}. Source: {escape(source.name)}", "", f"*{escape(source.info.description)}*", ""]
-    lines += [f"> Note: {escape(note)}" for note in source.info.notes] + ([""] if source.info.notes else [])
+    if source.info.notes:
+        lines += ["> Notes:", ">"] + [f"> - {escape(note)}" for note in source.info.notes] + [""]
     lines += ["### Executive summary", ""] + _summary_table(run.claim_infos(), claims) + [""]
-    lines += ["### Model comparison", ""] + _model_table(source) + [""]
+    lines += ["### How sure is each verdict", ""] + _how_sure(run.claim_infos(), claims) + [""]
+    lines += ["### Model comparison", ""] + _model_table(source) + [""] + _uncertainty_table(source)
     for kind, (title, render) in EVIDENCE_SECTIONS.items():
         evidence = run.evidence(source.name, kind)
         if evidence is not None:
@@ -183,6 +187,76 @@ def _share(count: int | None, layers: int) -> str:
     return "n/a" if count is None else f"{count}/{layers} = {100 * count / layers:.1f}%"
 
 
+# ---------------------------------------------------------------------------- how sure a verdict is
+
+
+def _how_sure(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[str]:
+    """Per claim one sentence (robust, or which variants flip it) and its stability; then the table."""
+    columns = sensitivity_columns(infos, claims)
+    if not columns:
+        return ["No claim of this source declares a check to evaluate again, or none reached a verdict."]
+    lines = [f"- **{escape(c.info.id)}**: {escape(_robustness(c.verdict, list(c.cells.values())))}.{_stability_note(list(c.results))}"
+             for c in columns]
+    return lines + [""] + _sensitivity_table(columns)
+
+
+def _robustness(main: str | None, cells: list[VariantResult]) -> str:
+    if main is None:
+        return "no verdict to test"
+    reached = [c for c in cells if c.verdict is not None]
+    flips = [c.variant for c in reached if c.verdict != main]
+    unknown = f"; {len(cells) - len(reached)} of {len(cells)} variants cannot be evaluated on these numbers" if len(reached) < len(cells) else ""
+    if not flips:
+        return f"robust: {main} under all {len(reached)} variants that can be evaluated{unknown}"
+    return f"{main}, but {'passes' if main == 'failed' else 'fails'} under {', '.join(flips)}{unknown}"
+
+
+def _stability_note(results: list[ClaimResult]) -> str:
+    shares = [(r.model, r.stability) for r in results if r.stability is not None and r.stability.share is not None]
+    if not shares:
+        reason = next((r.stability.reason for r in results if r.stability is not None), "")
+        return f" Over resampled prompts: not available ({escape(reason)})." if reason else ""
+    resamples = shares[0][1].resamples
+    if len(shares) == 1:
+        return f" Its verdict passes in {shares[0][1].share:.0%} of {resamples} resamples of the prompts."
+    listed = ", ".join(f"{escape(model)} {s.share:.0%}" for model, s in shares)
+    return f" Share of {resamples} resamples of the prompts in which it passes, per model: {listed}."
+
+
+def _sensitivity_table(columns: list[SensitivityColumn]) -> list[str]:
+    """Variants down, claims across; each cell the verdict under that variant, with its value."""
+    rows = ["| Variant | " + " | ".join(escape(c.info.id) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    rows.append("| **as tested** | " + " | ".join(_cell_text(c.verdict, c.value) for c in columns) + " |")
+    for name in variant_names(columns):
+        cells = [c.cells.get(name) for c in columns]
+        rows.append(f"| {escape(name)} | " + " | ".join("–" if c is None else _cell_text(c.verdict, c.value) for c in cells) + " |")
+    return rows + ["", "✅ holds, ❌ fails, n/a: the numbers cannot say (e.g. a table without per-layer gains), – does not "
+                   "apply. The value is the claim's own (a p-value, alpha, a share); per-model claims hold only if every model does."]
+
+
+def _cell_text(verdict: str | None, value: float | None) -> str:
+    mark = {"passed": "✅", "failed": "❌", None: "n/a"}[verdict]
+    return mark if value is None or verdict is None else f"{mark} {value:.3g}"
+
+
+def _uncertainty_table(source: SourceResult) -> list[str]:
+    if not source.uncertainty:
+        return []
+    rows = ["Over resampled prompts (95% bootstrap intervals):", "",
+            "| Model | Final MLP gain | Attention contracting | MLP contracting |", "|---|---|---|---|"]
+    for model in (m.model for m in source.models if m.model in source.uncertainty):
+        u = source.uncertainty[model]
+        rows.append(f"| {escape(model)} | {_interval(u.final_mlp_gain)} | {_interval(u.attn_contracting, 0)} | "
+                    f"{_interval(u.mlp_contracting, 0)} |")
+    first = next(iter(source.uncertainty.values()))
+    return rows + ["", f"{first.resamples} resamples of each model's prompts, from the run's bootstrap seed and the model's name.", ""]
+
+
+def _interval(interval, digits: int = 3) -> str:
+    fmt = f"{{:.{digits}f}}" if digits else "{:.0f}"
+    return f"{fmt.format(interval.estimate)} [{fmt.format(interval.lower)}, {fmt.format(interval.upper)}]"
+
+
 # ---------------------------------------------------------------------------- evidence sections
 
 
@@ -198,9 +272,26 @@ def _scaling_section(fit: PowerLawFit, source: SourceResult, run: RunResult) -> 
         "```",
         "",
     ]
+    lines += _fit_diagnostics(fit, run.evidence(source.name, AlphaBootstrap)) + [""]
     lines += _recorded_fit_table(fit, source.info.recorded_fit)
     lines += _alpha_test_table(run.evidence(source.name, AlphaTest), fit)
     return lines + _residual_table(fit) + [""] + _prediction_table(fit)
+
+
+def _fit_diagnostics(fit: PowerLawFit, bootstrap: AlphaBootstrap | None) -> list[str]:
+    """What else says how far the fit's alpha and p can be trusted."""
+    theil = fit.theil_sen(0.95)
+    n80 = fit.n_for_power(0.8)
+    lines = [
+        f"- Theil-Sen slope (robust to one outlying model): {theil.slope:.4f}, 95% interval [{theil.low:.3f}, {theil.high:.3f}].",
+        f"- Power of the slope's t-test at the observed effect: {fit.power():.0%}"
+        + (f"; {n80} models would give 80% (new models spread and scattered like these)." if n80 else "."),
+    ]
+    if bootstrap is not None:
+        a = bootstrap.alpha
+        lines.append(f"- alpha over resampled prompts ({bootstrap.resamples} resamples, seed {bootstrap.seed}): "
+                     f"95% interval [{a.lower:.3f}, {a.upper:.3f}], beside the t interval [{bootstrap.ols[0]:.3f}, {bootstrap.ols[1]:.3f}].")
+    return lines
 
 
 def _recorded_fit_table(fit: PowerLawFit, recorded: dict | None) -> list[str]:
@@ -217,22 +308,32 @@ def _alpha_test_table(test: AlphaTest | None, fit: PowerLawFit) -> list[str]:
     if test is None:
         return []
     band = test.sigmas * fit.alpha_stderr
+    low, high = fit.equivalence_range(test.sigmas)
     return [
         f"Hypothesis alpha = {test.alpha0:g}:", "",
         f"| Difference | {test.sigmas:g}σ check | t | df | two-sided p |", "|---:|---|---:|---:|---:|",
         f"| {test.difference:+.4f} | {'within' if test.within_sigmas else 'outside'} ({abs(test.difference):.3f} vs {band:.3f}) "
         f"| {test.t:.3f} | {test.degrees_of_freedom} | {test.p_value:.4f} |",
         "",
+        f"The {test.sigmas:g}σ check cannot reject any hypothesised alpha from {low:.3f} to {high:.3f}: a pass confirms "
+        f"{test.alpha0:g} no more than any other value in that range. {test.sigmas:g}σ at {fit.degrees_of_freedom} degrees "
+        f"of freedom is a {fit.sigma_level(test.sigmas):.1%} interval; 95% takes {fit.sigmas_for_level(0.95):.3f}σ.",
+        "",
     ]
 
 
 def _residual_table(fit: PowerLawFit) -> list[str]:
-    loo = fit.leave_one_out()
-    rows = ["| Model | Residual (log10) | Studentized | Status | alpha without it |", "|---|---:|---:|---|---:|"]
+    loo = {f.model: f for f in fit.leave_one_out_fits()}
+    rows = ["| Model | Residual (log10) | Studentized (internal / external) | Cook's D | Status | alpha without it | p without it |",
+            "|---|---:|---:|---:|---|---:|---:|"]
     for r in fit.residuals():
-        status = "**outlier** (\\|r\\| > 2)" if r.outlier else "normal"
-        rows.append(f"| {escape(r.model)} | {r.residual:+.3f} | {r.studentized:+.2f} | {status} | {loo[r.model]:.4f} |")
-    return rows
+        status = f"**outlier** (\\|t\\| > {r.outlier_cutoff:.2f})" if r.external_outlier else "normal"
+        without = loo[r.model]
+        rows.append(f"| {escape(r.model)} | {r.residual:+.3f} | {r.studentized:+.2f} / {r.externally_studentized:+.2f} | "
+                    f"{r.cooks_distance:.2f} | {status} | {without.alpha:.4f} | {without.p_value:.4f} |")
+    return rows + ["", "An outlier's externally studentized residual (the residual over the scatter of the fit without "
+                   "it) lies beyond the two-sided 95% t quantile with n - 3 degrees of freedom; the internally studentized "
+                   "one cannot exceed sqrt(n - 2) and hides a single outlier at these n."]
 
 
 def _prediction_table(fit: PowerLawFit) -> list[str]:
@@ -245,12 +346,17 @@ def _prediction_table(fit: PowerLawFit) -> list[str]:
 
 def _trend_section(trend: TrendTest, source: SourceResult, run: RunResult) -> list[str]:
     (small, small_value), (large, large_value) = trend.smallest, trend.largest
+    n80 = trend.n_for_power(0.8)
     return [
-        "| Test (one-sided: falls with size) | Statistic | p |", "|---|---:|---:|",
-        f"| Spearman | rho = {trend.spearman_rho:.3f} | {trend.spearman_p:.4f} |",
-        f"| Kendall | tau = {trend.kendall_tau:.3f} | {trend.kendall_p:.4f} |",
+        "| Test (one-sided: falls with size) | Statistic | p (asymptotic) | p (permutation) |", "|---|---:|---:|---:|",
+        f"| Spearman | rho = {trend.spearman_rho:.3f} | {trend.spearman_p:.4f} | {_number(trend.spearman_exact_p)} |",
+        f"| Kendall | tau = {trend.kendall_tau:.3f} | {trend.kendall_p:.4f} | {_number(trend.kendall_exact_p)} |",
+        f"| Pearson on log10 parameters | r = {trend.pearson_r:.3f} | {trend.pearson_p:.4f} | |",
         "",
-        f"End points: {escape(small)} {small_value:.4g} → {escape(large)} {large_value:.4g}, over {len(trend.models)} models.",
+        f"Permutation p-values: {escape(trend.permutation_method)}. End points: {escape(small)} {small_value:.4g} → "
+        f"{escape(large)} {large_value:.4g}, over {len(trend.models)} models.",
+        f"Power of the one-sided Spearman test at the observed rho and n = {len(trend.models)}: {trend.power():.0%}"
+        + (f"; about {n80} models would give 80%." if n80 else "."),
     ]
 
 
@@ -261,21 +367,94 @@ EVIDENCE_SECTIONS: dict[type, tuple[str, Callable[[Any, SourceResult, RunResult]
 }
 
 
+# ---------------------------------------------------------------------------- across sources, training, controls
+
+
+def _across_sources(run: RunResult) -> list[str]:
+    """Every source's models side by side, where the run evaluated more than one."""
+    sources = [s for s in run.sources if s.models]
+    if len(sources) < 2:
+        return []
+    rows = ["## Across sources and architectures", "",
+            "| Source | Model | Architecture | Parameters | Layers | Attention contracting | MLP contracting | Final MLP gain |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
+    for source in sources:
+        for m in source.models:
+            rows.append(f"| {escape(source.name)} | {escape(m.model)} | {escape(m.architecture or '?')} | {m.n_params:,} | "
+                        f"{m.n_layers} | {_share(m.attn_contracting, m.n_layers)} | {_share(m.mlp_contracting, m.n_layers)} | "
+                        f"{_number(m.final_mlp_gain)} |")
+    return rows + [""]
+
+
+def _over_training(run: RunResult) -> list[str]:
+    """Each per-model claim along a revision sweep: its value and verdict at each training step."""
+    lines = []
+    for source in run.sources:
+        sweeps = sorted({m.sweep for m in source.models if m.sweep is not None})
+        for sweep in sweeps:
+            models = sorted((m for m in source.models if m.sweep == sweep), key=lambda m: (m.step is None, m.step or 0))
+            lines += [f"## Claims over training: {escape(sweep)} ({escape(source.name)})", ""]
+            lines += _per_model_claims_table(run, source.name, models, "Step", lambda m: "?" if m.step is None else f"{m.step:,}")
+            lines += ["", "Step 0 is the untrained network: a claim that holds there holds by architecture, not by training.", ""]
+    return lines
+
+
+def _controls(run: RunResult) -> list[str]:
+    """Each trained model beside its control, the same network with its weights drawn again."""
+    lines = []
+    for source in run.sources:
+        for control in (m for m in source.models if m.control_of is not None):
+            trained = source.model(control.control_of)
+            pair = [m for m in (trained, control) if m is not None]
+            lines += [f"## Trained and untrained: {escape(control.control_of)} ({escape(source.name)})", ""]
+            lines += _per_model_claims_table(run, source.name, pair, "Model", lambda m: m.model)
+            lines += ["", f"{escape(control.model)} is {escape(control.control_of)}'s network with its weights drawn again: "
+                      "the step-0 control. A claim that holds for both holds by architecture.", ""]
+    return lines
+
+
+def _per_model_claims_table(run: RunResult, source: str, models: list, label: str, name) -> list[str]:
+    infos = [i for i in run.claim_infos() if i.scope == "model"]
+    results = {(c.claim.id, c.model): c for c in run.claims_of(source)}
+    header = f"| {label} | Final MLP gain | Attention contracting | MLP contracting | " + " | ".join(escape(i.id) for i in infos) + " |"
+    rows = [header, "|---|---:|---:|---:|" + "---|" * len(infos)]
+    for m in models:
+        cells = []
+        for info in infos:
+            result = results.get((info.id, m.model))
+            cells.append("" if result is None else f"{BADGES[result.outcome].split()[0]} {escape(info.describe_value(result.value))}")
+        rows.append(f"| {escape(name(m))} | {_number(m.final_mlp_gain)} | {_share(m.attn_contracting, m.n_layers)} | "
+                    f"{_share(m.mlp_contracting, m.n_layers)} | " + " | ".join(cells) + " |")
+    return rows
+
+
 # ---------------------------------------------------------------------------- figures and provenance
 
 
 def _figure_links(source: SourceResult, figures: list[Path]) -> list[str]:
-    from .figures import model_figure_name, scaling_figure_name
+    from .figures import (ACROSS_SOURCES, control_figure_name, model_figure_name, scaling_figure_name,
+                          sensitivity_figure_name, training_figure_name)
 
-    drawn = {p.name: p for p in figures}
-    lines = []
-    main = drawn.get(scaling_figure_name(source.name))
-    if main is not None:
-        lines.append(f"![Final MLP gain scaling and sublayer contraction, {escape(source.name)}]({main.as_posix()})")
+    drawn = _by_figure_name(figures)
+    name = escape(source.name)
+    shown = [(scaling_figure_name(source.name), f"Final MLP gain scaling and sublayer contraction, {name}"),
+             (sensitivity_figure_name(source.name), f"Each claim under each variant of the analysis, {name}")]
+    shown += [(training_figure_name(source.name, sweep), f"{escape(sweep)} over training, {name}")
+              for sweep in dict.fromkeys(m.sweep for m in source.models if m.sweep is not None)]
+    shown += [(control_figure_name(source.name, m.model), f"{escape(m.control_of)} beside its control {escape(m.model)}, {name}")
+              for m in source.models if m.control_of is not None]
+    lines = [line for figure, alt in shown if figure in drawn for line in (f"![{alt}]({drawn[figure].as_posix()})", "")]
     per_model = [(m.model, drawn[n]) for m in source.models if (n := model_figure_name(source.name, m.model)) in drawn]
     if per_model:
-        lines += ["", "Per model: " + ", ".join(f"[{escape(model)}]({p.as_posix()})" for model, p in per_model)]
-    return lines or ["No figure for this source."]
+        lines += ["Per model: " + ", ".join(f"[{escape(model)}]({p.as_posix()})" for model, p in per_model), ""]
+    if ACROSS_SOURCES in drawn:
+        lines.append(f"Every source side by side, by architecture: [{ACROSS_SOURCES}]({drawn[ACROSS_SOURCES].as_posix()})")
+    return lines[:-1] if lines and not lines[-1] else lines or ["No figure for this source."]
+
+
+def _by_figure_name(figures: list[Path]) -> dict[str, Path]:
+    """The drawn figures (paths within the report) by their names within the figures folder."""
+    return {Path(*p.parts[1:]).as_posix(): p for p in figures if len(p.parts) > 1}
 
 
 def _provenance_section(run: RunResult, figure_errors: list[str]) -> list[str]:

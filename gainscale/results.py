@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClaimDeclarationError, ResultsError
+from .bootstrap import Interval
 from .stats import AlphaTest, PowerLawFit, TrendTest
 from .summary import ModelSummary
 
@@ -185,10 +186,108 @@ def _number_or_none(name: str, value: Any) -> float | None:
     return number
 
 
+# ---------------------------------------------------------------------------- how sure a verdict is
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """A claim evaluated again under one variant of the analysis (the sensitivity table's cell)."""
+
+    #: the variant, e.g. ``cutoff 0.95``, ``without the last layer``, ``without pythia-2.8b``
+    variant: str
+    #: the kind of variant: ``cutoff``, ``layers``, ``parameters``, ``p-value``, ``leave one out``, ``gain``
+    group: str
+    #: ``passed`` / ``failed``; None where the variant cannot be evaluated on these numbers
+    verdict: str | None
+    value: float | None
+    #: the variant's verdict in words, or why it cannot be evaluated
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VariantResult:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How often a claim's verdict holds when the prompts are resampled (a seeded bootstrap)."""
+
+    #: the share of resamples in which the verdict is "passed"; None where there are none
+    share: float | None
+    resamples: int = 0
+    seed: int = 0
+    #: why there is no share (a source without per-prompt numbers, a claim without a check)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Stability:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class ModelUncertainty:
+    """One model's numbers with their 95% bootstrap intervals over resampled prompts."""
+
+    model: str
+    resamples: int
+    #: the seed this model's resamples were drawn from
+    seed: int
+    attn_gains: tuple[Interval, ...]
+    mlp_gains: tuple[Interval, ...]
+    final_mlp_gain: Interval
+    attn_contracting: Interval
+    mlp_contracting: Interval
+
+    @classmethod
+    def of(cls, bootstrap) -> ModelUncertainty:
+        """The intervals of a :class:`~gainscale.bootstrap.ModelBootstrap`, without its draws."""
+        return cls(bootstrap.model, bootstrap.resamples, bootstrap.seed, bootstrap.attn_gains, bootstrap.mlp_gains,
+                   bootstrap.final_mlp_gain, bootstrap.attn_contracting, bootstrap.mlp_contracting)
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelUncertainty:
+        values = dict(data)
+        for name in ("attn_gains", "mlp_gains"):
+            values[name] = tuple(Interval.from_json(i) for i in data[name])
+        for name in ("final_mlp_gain", "attn_contracting", "mlp_contracting"):
+            values[name] = Interval.from_json(data[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class AlphaBootstrap:
+    """The power law's exponent over resampled prompts (every model's), beside its OLS interval."""
+
+    #: alpha as fitted, and its percentile interval over the resampled suites
+    alpha: Interval
+    #: alpha's t interval at the same level, from the fit
+    ols: tuple[float, float]
+    resamples: int
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"alpha": self.alpha.to_json(), "ols": list(self.ols), "resamples": self.resamples, "seed": self.seed}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlphaBootstrap:
+        return cls(Interval.from_json(data["alpha"]), tuple(data["ols"]), data["resamples"], data["seed"])
+
+
 # ---------------------------------------------------------------------------- evidence
 
 #: the kinds of statistics a verdict can carry, by the name results.json gives them
-EVIDENCE_TYPES: dict[str, type] = {"power_law_fit": PowerLawFit, "alpha_test": AlphaTest, "trend_test": TrendTest}
+EVIDENCE_TYPES: dict[str, type] = {
+    "power_law_fit": PowerLawFit, "alpha_test": AlphaTest, "trend_test": TrendTest, "alpha_bootstrap": AlphaBootstrap,
+}
 
 
 def register_evidence(name: str, kind: type) -> None:
@@ -289,6 +388,12 @@ class CaseRecord:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: why the source could not give the numbers here (nothing cached and no device, ...)
     unavailable: str | None = None
+    #: the claim under each variant of the analysis
+    sensitivity: tuple[VariantResult, ...] = ()
+    #: how often the verdict holds over resampled prompts
+    stability: Stability | None = None
+    #: per model read, its numbers' bootstrap intervals (sources with per-prompt numbers)
+    uncertainty: dict[str, ModelUncertainty] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -297,6 +402,9 @@ class CaseRecord:
             "model": self.model,
             "module": self.module,
             "unavailable": self.unavailable,
+            "sensitivity": [v.to_json() for v in self.sensitivity],
+            "stability": self.stability.to_json() if self.stability else None,
+            "uncertainty": {model: u.to_json() for model, u in self.uncertainty.items()},
             "verdict": self.verdict.to_json() if self.verdict else None,
             "baseline": self.baseline.to_json() if self.baseline else None,
             "source_info": self.source_info.to_json() if self.source_info else None,
@@ -317,6 +425,9 @@ class CaseRecord:
             models=tuple(ModelSummary.from_json(m) for m in data["models"]),
             provenance=data["provenance"],
             unavailable=data["unavailable"],
+            sensitivity=tuple(VariantResult.from_json(v) for v in data["sensitivity"]),
+            stability=_maybe(Stability, data["stability"]),
+            uncertainty={model: ModelUncertainty.from_json(u) for model, u in data["uncertainty"].items()},
         )
 
 
@@ -346,6 +457,10 @@ class ClaimResult:
     baseline: BaselineComparison | None = None
     #: why the source could not give the numbers here; None when it could
     unavailable: str | None = None
+    #: the claim under each variant of the analysis (where the claim declares a check)
+    sensitivity: tuple[VariantResult, ...] = ()
+    #: how often the verdict holds over resampled prompts
+    stability: Stability | None = None
 
     @property
     def failing(self) -> bool:
@@ -370,6 +485,8 @@ class ClaimResult:
             "evidence": [evidence_to_json(e) for e in self.evidence],
             "baseline": self.baseline.to_json() if self.baseline else None,
             "unavailable": self.unavailable,
+            "sensitivity": [v.to_json() for v in self.sensitivity],
+            "stability": self.stability.to_json() if self.stability else None,
         }
 
     @classmethod
@@ -389,6 +506,8 @@ class ClaimResult:
             evidence=tuple(evidence_from_json(e) for e in data["evidence"]),
             baseline=_maybe(BaselineComparison, data["baseline"]),
             unavailable=data["unavailable"],
+            sensitivity=tuple(VariantResult.from_json(v) for v in data["sensitivity"]),
+            stability=_maybe(Stability, data["stability"]),
         )
 
 
@@ -404,6 +523,8 @@ class SourceResult:
     models: tuple[ModelSummary, ...] = ()
     #: per model, how its numbers were obtained
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per model, its numbers' bootstrap intervals over resampled prompts (where it has per-prompt numbers)
+    uncertainty: dict[str, ModelUncertainty] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -413,11 +534,13 @@ class SourceResult:
         return next((m for m in self.models if m.model == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"info": self.info.to_json(), "models": [m.to_json() for m in self.models], "provenance": self.provenance}
+        return {"info": self.info.to_json(), "models": [m.to_json() for m in self.models], "provenance": self.provenance,
+                "uncertainty": {model: u.to_json() for model, u in self.uncertainty.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SourceResult:
-        return cls(SourceInfo.from_json(data["info"]), tuple(ModelSummary.from_json(m) for m in data["models"]), data["provenance"])
+        return cls(SourceInfo.from_json(data["info"]), tuple(ModelSummary.from_json(m) for m in data["models"]), data["provenance"],
+                   {model: ModelUncertainty.from_json(u) for model, u in data["uncertainty"].items()})
 
 
 @dataclass(frozen=True)

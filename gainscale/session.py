@@ -8,17 +8,19 @@ here knows pytest.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
 from .baseline import Baseline, Tolerances
+from .bootstrap import DEFAULT_RESAMPLES, ModelBootstrap, PromptGains, bootstrap_model, combine
 from .claims import Claim, Conditions
 from .errors import ClaimDeclarationError, OptionError
 from .measurer import Measurer
 from .progress import progress_bar
-from .results import BaselineComparison, ClaimInfo, SourceInfo, Verdict
+from .results import AlphaBootstrap, BaselineComparison, ClaimInfo, SourceInfo, Stability, Verdict
 from .settings import Settings
 from .sources import Source, Unavailable, default_source_names, open_source
 from .suites import Suite, load_suite
@@ -57,6 +59,11 @@ class ClaimSession:
     require_measured: bool = False
     #: every claim declared so far, by id
     claims: dict[str, Claim] = field(default_factory=dict)
+    #: resamples of the prompts for the bootstrap; 0 for none
+    bootstrap_resamples: int = DEFAULT_RESAMPLES
+    #: the bootstrap's seed; each model's resamples are drawn from it and the model's name
+    bootstrap_seed: int = 0
+    _bootstraps: dict[tuple[str, str], ModelBootstrap | None] = field(default_factory=dict, repr=False)
 
     @cached_property
     def suite(self) -> Suite:
@@ -120,7 +127,12 @@ class ClaimSession:
         return replace(info, identity={**info.identity, "gain": self.settings.gain})
 
     def summaries(self, source: str) -> list[ModelSummary]:
-        """Every model of ``source``, smallest first; raises :class:`Unavailable` naming the missing."""
+        """Every model of ``source``, smallest first, for a cross-model claim; raises
+        :class:`Unavailable` naming the missing.
+
+        A control (the same network with its weights drawn again) stands beside its trained
+        model in the per-model claims, and is left out here: it is not another size.
+        """
         found, missing = [], []
         models = self.sources[source].model_names()
         # the bar shows only after two seconds: for a table it never does, for measuring it says how far
@@ -134,10 +146,53 @@ class ClaimSession:
         if missing:
             names = ", ".join(model for model, _ in missing)
             raise Unavailable(f"needs all {len(found) + len(missing)} models of {source}; {len(missing)} missing ({names}): {missing[0][1]}")
-        return sorted(found, key=lambda s: s.n_params)
+        return sorted((s for s in found if s.control_of is None), key=lambda s: s.n_params)
+
+    def summaries_under(self, source: str, models: Sequence[str], gain: str) -> list[ModelSummary]:
+        """The models' summaries under another gain definition (for the sensitivity table)."""
+        return [self.sources[source].summary(model, gain) for model in models]
 
     def provenance(self, source: str, models: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {model: self.sources[source].provenance(model) for model in models}
+
+    # ------------------------------------------------------------------ how sure a verdict is
+
+    def bootstrap(self, source: str, summary: ModelSummary) -> ModelBootstrap | None:
+        """The model's prompts resampled (cached); None where the source kept no per-prompt gains.
+
+        Each model's resamples come from the run's seed and the model's name, so every xdist
+        worker draws the same ones, whatever it ran before.
+        """
+        key = (source, summary.model)
+        if key not in self._bootstraps:
+            self._bootstraps[key] = _bootstrap(summary, self.bootstrap_resamples, self.bootstrap_seed)
+        return self._bootstraps[key]
+
+    def stability(self, source: str, claim: Claim, data: Any, conditions: Conditions) -> Stability:
+        """How often ``claim``'s check passes over resampled prompts of the models in ``data``."""
+        if claim.check is None:
+            return Stability(None, reason="the claim declares no check to run on resamples")
+        summaries = data if isinstance(data, list) else [data]
+        bootstraps = [self.bootstrap(source, s) for s in summaries]
+        if not bootstraps or any(b is None for b in bootstraps):
+            return Stability(None, reason=f"{source} kept no per-prompt gains to resample")
+        lean = replace(conditions, full=False)  # the verdict alone, a thousand times
+        passes = (lambda d: claim.check(d, lean).passed is True)
+        if isinstance(data, list):
+            share = combine(bootstraps, self.bootstrap_seed).stability(passes)
+        else:
+            share = bootstraps[0].stability(passes)
+        return Stability(share, self.bootstrap_resamples, self.bootstrap_seed)
+
+    def alpha_bootstrap(self, source: str, summaries: list[ModelSummary]) -> AlphaBootstrap | None:
+        """The power law's exponent over resampled prompts; None without per-prompt gains or a fit."""
+        bootstraps = [self.bootstrap(source, s) for s in summaries]
+        if not bootstraps or any(b is None for b in bootstraps):
+            return None
+        suite = combine(bootstraps, self.bootstrap_seed)
+        if suite.alpha is None:
+            return None
+        return AlphaBootstrap(suite.alpha, suite.alpha_ols, suite.resamples, self.bootstrap_seed)
 
     # ------------------------------------------------------------------ the baseline
 
@@ -172,6 +227,13 @@ class ClaimSession:
     def missing(self, test: str, reason: str) -> BaselineComparison | None:
         """A test the baseline holds whose numbers could not be had this run."""
         return self.baseline.missing(test, reason) if self.comparing() else None
+
+
+def _bootstrap(summary: ModelSummary, resamples: int, seed: int) -> ModelBootstrap | None:
+    if resamples < 1 or summary.attn_prompt_gains is None or summary.mlp_prompt_gains is None:
+        return None
+    gains = PromptGains(summary.model, summary.n_params, summary.attn_prompt_gains, summary.mlp_prompt_gains)
+    return bootstrap_model(gains, resamples, seed=seed + zlib.crc32(summary.model.encode("utf-8")))
 
 
 def parse_threshold_overrides(lines: Iterable[str]) -> dict[str, float]:

@@ -125,6 +125,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("threshold", "change a claim's threshold, NAME=VALUE; repeatable (ini: one per line; a flag wins over "
            "the ini line of the same name)", kind="lines",
            where=_PYTEST_AND_INI, metavar="NAME=VALUE"),
+    Option("bootstrap_resamples", "resamples of the prompts for the bootstrap intervals and each claim's stability "
+           "(sources that kept per-prompt gains); 0 for none; default: 1000", kind="int", default=1000,
+           where=_PYTEST_AND_INI, metavar="N"),
+    Option("bootstrap_seed", "the bootstrap's seed (each model's resamples follow from it and the model's name); "
+           "default: 0", kind="int", default=0, where=_PYTEST_AND_INI, metavar="SEED"),
     Option("report", "directory for REPORT.md, results.json and figures/; 'none' for no report; default: reports",
            default="reports", where=_PYTEST_AND_INI, metavar="DIR"),
     Option("report_dates", "write the date and git commit into the report (off: a rerun on unchanged inputs "

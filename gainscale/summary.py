@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .errors import VariantUnavailable
 
 #: the two sublayers, as per-layer data name them
 MODULES = ("attention", "mlp")
@@ -24,8 +26,8 @@ class ModelSummary:
     #: every parameter of the causal-LM (embeddings and LM head included)
     n_params: int
     n_layers: int
-    #: gain of the last layer's MLP
-    final_mlp_gain: float
+    #: gain of the last layer's MLP (None only in a sensitivity variant that cannot know it)
+    final_mlp_gain: float | None
     #: layers whose attention gain is < 1; None where the source does not say
     attn_contracting: int | None
     #: layers whose MLP gain is < 1; None where the source does not say
@@ -42,6 +44,12 @@ class ModelSummary:
     architecture: str | None = None
     #: what a gain is measured against (see ``gainscale.measurement.GAIN_DEFINITIONS``)
     gain_definition: str = "paper"
+    #: the training step of the checkpoint, for a model of a revision sweep
+    step: int | None = None
+    #: the sweep (the base model) a checkpoint belongs to
+    sweep: str | None = None
+    #: for a control (the same network with re-drawn weights), the trained model it stands beside
+    control_of: str | None = None
 
     @property
     def attn_contracting_pct(self) -> float | None:
@@ -62,6 +70,36 @@ class ModelSummary:
     def prompt_gains(self, module: str) -> tuple[tuple[float, ...], ...] | None:
         """``[layer][prompt]`` gains of ``attention`` or ``mlp``, where the source kept them."""
         return {"attention": self.attn_prompt_gains, "mlp": self.mlp_prompt_gains}[module]
+
+    # ------------------------------------------------------------------ variants
+
+    def recounted(self, cutoff: float) -> ModelSummary:
+        """The summary with a layer counted as contracting where its gain is below ``cutoff``;
+        the counts are None (unknown) where the source gives no per-layer gains."""
+        count = (lambda gains: None if gains is None else sum(g < cutoff for g in gains))
+        return replace(self, attn_contracting=count(self.attn_gains), mlp_contracting=count(self.mlp_gains))
+
+    def without_layer(self, layer: int) -> ModelSummary:
+        """The summary as if the model lacked its first (``0``) or last (``-1``) layer.
+
+        With per-layer gains every number is recomputed; without them, what the four published
+        numbers still tell (the last MLP contracts iff the final gain is < 1; a count of none or
+        all) is kept and the rest is None.
+        """
+        if self.n_layers < 2:
+            raise VariantUnavailable(f"{self.model}: has one layer; it cannot lose one")
+        keep = slice(1, None) if layer == 0 else slice(None, -1)
+        if self.attn_gains is not None and self.mlp_gains is not None:
+            return replace(ModelSummary.from_gains(self.model, self.n_params, self.attn_gains[keep], self.mlp_gains[keep]),
+                           **self._identity())
+        mlp = _count_without(self.mlp_contracting, self.n_layers, self.final_mlp_gain < 1 if layer == -1 else None)
+        return replace(self, n_layers=self.n_layers - 1, attn_contracting=_count_without(self.attn_contracting, self.n_layers, None),
+                       mlp_contracting=mlp, final_mlp_gain=self.final_mlp_gain if layer == 0 else None)
+
+    def _identity(self) -> dict[str, Any]:
+        """What a variant keeps: everything that is not a gain or a count."""
+        keep = ("n_embedding_params", "architecture", "gain_definition", "step", "sweep", "control_of")
+        return {name: getattr(self, name) for name in keep}
 
     # ------------------------------------------------------------------ tables
 
@@ -118,6 +156,15 @@ class ModelSummary:
         attn_rows = tuple(tuple(row) for row in attn)
         mlp_rows = tuple(tuple(row) for row in mlp)
         return cls.from_gains(model, n_params, map(_mean, attn_rows), map(_mean, mlp_rows), attn_prompt_gains=attn_rows, mlp_prompt_gains=mlp_rows, **extra)
+
+
+def _count_without(count: int | None, layers: int, dropped_contracts: bool | None) -> int | None:
+    """A contracting count less one layer: known when the dropped layer's state is, or when all or none contract."""
+    if count is None:
+        return None
+    if dropped_contracts is not None:
+        return count - dropped_contracts
+    return {0: 0, layers: layers - 1}.get(count)
 
 
 def _mean(values: Sequence[float]) -> float:

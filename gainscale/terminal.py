@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .results import OUTCOMES, ClaimResult, RunResult
 
 
@@ -27,8 +29,8 @@ def _verdicts(group: list[ClaimResult]) -> str:
         return f"{group[0].outcome}: {group[0].message}"
     tally = {o: sum(r.outcome == o for r in group) for o in OUTCOMES}
     text = ", ".join(f"{n} {o}" for o, n in tally.items() if n)
-    bad = [r.message for r in group if r.failing]
-    return text + (f": {'; '.join(bad)}" if bad else "")
+    bad = Counter(r.message for r in group if r.failing)  # the same reason for every model once, counted
+    return text + (f": {'; '.join(m if n == 1 else f'{n}x {m}' for m, n in bad.items())}" if bad else "")
 
 
 def _nothing_obtained(run: RunResult) -> list[str]:

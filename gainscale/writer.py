@@ -37,8 +37,9 @@ class ReportWriter:
     def settings_record(self) -> dict[str, Any]:
         """The run's settings as the report's provenance states them."""
         settings = self.session.settings
-        record: dict[str, Any] = {"sources": ", ".join(self.session.sources), "suite": settings.suite,
-                                  "device": settings.device, "dtype": settings.dtype, "batch_size": settings.batch_size}
+        record: dict[str, Any] = {"sources": ", ".join(self.session.sources), "suite": settings.suite, "gain": settings.gain,
+                                  "device": settings.device, "dtype": settings.dtype, "token_budget": settings.token_budget,
+                                  "batch_size": settings.batch_size, "threads": settings.threads}
         try:
             prompts = self.session.measurer.prompts
             record.update(prompts=prompts.name, prompts_sha256=prompts.sha256)
@@ -64,6 +65,12 @@ class ReportWriter:
         baseline = self.session.baseline
         if not self.session.comparing():
             return None
+        from . import __version__
+
+        if baseline.gainscale_version and baseline.gainscale_version != __version__:
+            # a note, not a refusal: the settings and the method version decide whether numbers compare
+            self.notes.append(f"baseline {baseline.path} was written by gainscale {baseline.gainscale_version}, this is "
+                              f"{__version__}; its settings and method version match, so it holds")
         evaluated = [c.test for c in run.claims if c.verdict is not None]
         missing = [c.test for c in run.claims if c.baseline is not None and c.baseline.status == "new"]
         not_run = baseline.not_run(evaluated)

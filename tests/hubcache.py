@@ -1,13 +1,15 @@
 """Checkpoints laid out as the Hugging Face hub cache keeps them, for loading offline.
 
-``HF_HUB_CACHE/models--ORG--NAME/refs/REVISION`` holds a commit sha and
-``snapshots/SHA/`` the files, here links to a checkpoint saved with ``save_pretrained``.
+``HF_HUB_CACHE/models--ORG--NAME/refs/REVISION`` holds a commit sha and ``snapshots/SHA/`` the
+files: :func:`gainscale.randommodels.add_hub_snapshot` lays them out.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+
+from gainscale.randommodels import add_hub_snapshot
 
 
 def fake_sha(text: str) -> str:
@@ -17,15 +19,7 @@ def fake_sha(text: str) -> str:
 
 def add_snapshot(hub: Path, repo_id: str, revision: str, checkpoint: Path, sha: str | None = None) -> str:
     """Lay ``checkpoint`` out as revision ``revision`` of ``repo_id`` under ``hub``; return its sha."""
-    sha = sha or fake_sha(f"{repo_id}@{revision}")
-    repo = Path(hub) / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / sha
-    snapshot.mkdir(parents=True)
-    for file in Path(checkpoint).iterdir():
-        (snapshot / file.name).symlink_to(file)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / revision).write_text(sha)
-    return sha
+    return add_hub_snapshot(hub, repo_id, revision, checkpoint, sha)
 
 
 def go_offline(monkeypatch, hub: Path) -> None:

@@ -33,7 +33,7 @@ def test_a_percentage_that_fits_two_counts_is_refused():
 
 
 def test_refit_of_the_published_table_reproduces_the_paper(published):
-    """SCALING_LAW_ANALYSIS.md §2 prints alpha 0.265 ± 0.079, R² 0.653, p 0.015; REFERENCE.md's
+    """SCALING_LAW_ANALYSIS.md §2 prints alpha 0.265 ± 0.079, R² 0.653, p 0.015; the exact
     refit gives alpha 0.2648, stderr 0.0788, intercept -1.889, R² 0.6532, p 0.0152."""
     fit = scaling_fit(published)
     assert (round(fit.alpha, 3), round(fit.alpha_stderr, 3), round(fit.r_squared, 3), round(fit.p_value, 3)) == (0.265, 0.079, 0.653, 0.015)

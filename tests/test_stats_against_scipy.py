@@ -1,7 +1,7 @@
 """gainscale.stats gives scipy.stats' numbers, to the last bit, without importing scipy.stats.
 
 scipy.stats is the reference here and only here: the paper's fit is
-``scipy.stats.linregress(log10(n_params), log10(final_mlp_gain))`` (REFERENCE.md), and the
+``scipy.stats.linregress(log10(n_params), log10(final_mlp_gain))`` (docs/method.md), and the
 trend tests are scipy's ``spearmanr`` and ``kendalltau`` with ``alternative="less"``.
 """
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from ..architectures import describe_input
 from ..errors import CacheError, DeviceUnavailable, ModelUnavailable
 from ..loading import read_config
 from ..measurement import METHOD_VERSION, GainDefinitionUnavailable, Measurement
@@ -52,7 +53,9 @@ class MeasuredSource:
             summary = measurement.summary(gain)
         except GainDefinitionUnavailable as error:
             raise Unavailable(str(error)) from None
-        config = read_config(self.suite.model(model))
+        spec = self.suite.model(model)
+        summary = replace(summary, step=spec.step, sweep=spec.sweep, control_of=spec.control_of)
+        config = read_config(spec)
         if config is None:
             return summary
         return replace(summary, architecture=config.get("model_type"), n_embedding_params=count_embedding_parameters(config))
@@ -101,9 +104,14 @@ class MeasuredSource:
             kind=self.kind,
             description=f"Live measurements of the suite `{self.suite.name}` under this run's settings, "
             "from the cache or measured in this run; see Provenance.",
-            notes=("FOR TESTS AND DEMOS ONLY: random-weight models; their gains mean nothing.",) if self.suite.demo else (),
+            notes=(*(("FOR TESTS AND DEMOS ONLY: random-weight models; their gains mean nothing.",) if self.suite.demo else ()),
+                   *map(describe_input, self._architectures())),
             identity=self.identity(),
         )
+
+    def _architectures(self) -> list[str]:
+        """The suite's model types, where its configs are known without loading anything."""
+        return sorted({config["model_type"] for config in map(read_config, self.suite.models) if config})
 
     def identity(self) -> dict[str, Any]:
         """What the numbers depend on: a baseline made under other settings does not hold for them."""

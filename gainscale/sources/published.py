@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 from typing import Any
 
+from ..architectures import describe_input
+from ..files import canonical_json
 from ..params import count_embedding_parameters
 from ..published import published_data, published_summaries
 from ..results import SourceInfo
@@ -41,7 +42,7 @@ class PublishedSource(TableSource):
                 "layers as counts derived from the printed percentages, parameter counts from the configs. "
                 + data["origin"]
             ),
-            notes=tuple(data.get("notes", ())),
+            notes=(*data.get("notes", ()), describe_input("gpt_neox")),
             recorded_fit=data["recorded_fit"],
             identity={"published_table_sha256": _table_sha256()},
         )
@@ -55,7 +56,8 @@ def _with_embeddings(summary: ModelSummary) -> ModelSummary:
 
 
 def _table_sha256() -> str:
-    return hashlib.sha256(resources.files("gainscale.data").joinpath("published.json").read_bytes()).hexdigest()
+    """The hash of the table's numbers alone: a reworded note or origin leaves baselines valid."""
+    return hashlib.sha256(canonical_json(published_data()["models"]).encode("utf-8")).hexdigest()
 
 
 KIND = SourceKind(NAME, names=lambda measurer: [NAME], open=lambda name, measurer: PublishedSource())
