@@ -7,6 +7,7 @@ Layout of a cache directory::
     quarantine/                                        corrupt entries, moved aside
     sets/<name>.json                                   imported result sets
     tiny-models/                                       the tiny suite's checkpoints
+    stats/memo-<fingerprint>.json                      the statistics memo (gainscale.statmemo)
 
 A *request* is what a user asks for: model source, revision as asked (``main``), dtype,
 prompt-set hash and method version. The revision the hub resolves it to (a commit sha, or a
