@@ -7,14 +7,19 @@ import os
 
 import gainscale.measurer
 
-_measure_now = gainscale.measurer.Measurer.measure_now
+_measure_each = gainscale.measurer.Measurer.measure_each
 
 
-def _logged(self, spec, resolved_revision):
+def _logged(self, spec, resolved_revision, prompt_sets):
+    for measurement in _measure_each(self, spec, resolved_revision, prompt_sets):
+        _log(self, spec, measurement)
+        yield measurement
+
+
+def _log(measurer, spec, measurement) -> None:
     import torch
 
-    device = self.device_for(spec)
-    measurement = _measure_now(self, spec, resolved_revision)
+    device = measurer.device_for(spec)
     record = {
         "worker": os.environ.get("PYTEST_XDIST_WORKER"),
         "model": spec.name,
@@ -25,7 +30,6 @@ def _logged(self, spec, resolved_revision):
     }
     with open(os.environ["GAINSCALE_PINNING_LOG"], "a") as log:
         log.write(json.dumps(record) + "\n")
-    return measurement
 
 
-gainscale.measurer.Measurer.measure_now = _logged
+gainscale.measurer.Measurer.measure_each = _logged

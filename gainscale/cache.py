@@ -215,25 +215,17 @@ class MeasurementCache:
                 raise CacheError(_unwritable(self.directory, error)) from None
         return None
 
-    def get_or_measure(
-        self, request: CacheRequest, resolve: Callable[[], str], measure: Callable[[str], Measurement]
-    ) -> tuple[Measurement, bool]:
-        """Return ``(measurement, came_from_cache)``; measure at most once across processes.
-
-        ``resolve()`` gives the resolved revision (it may use the network), ``measure(resolved)``
-        makes the measurement. When the cache cannot be written, the measurement is still
-        returned, with a :class:`CacheWarning` saying why it was not kept.
-        """
-        return self.get_or_measure_many([request], resolve, lambda resolved, wanted: (measure(resolved) for _ in wanted))[0]
-
     def get_or_measure_many(
         self, requests: Sequence[CacheRequest], resolve: Callable[[], str],
         measure: Callable[[str, list[int]], Iterable[Measurement]],
     ) -> list[tuple[Measurement, bool]]:
-        """:meth:`get_or_measure` for several requests of one model, measured from one load of it.
+        """``[(measurement, came_from_cache)]`` for several requests of one model, measured at most
+        once across processes and from one load of the model.
 
-        Each request not in the cache is locked, as :meth:`get_or_measure` locks it, and looked
-        up again once all are held; ``measure(resolved, indices)`` then yields the measurements of
+        ``resolve()`` gives the resolved revision (it may use the network). When the cache cannot
+        be written, the measurements are still returned, with a :class:`CacheWarning` saying why
+        they were not kept. Each request not in the cache is locked, and looked up again once all
+        are held; ``measure(resolved, indices)`` then yields the measurements of
         those still missing (``indices`` into ``requests``), in that order, and each is stored and
         its lock released as it comes. Locks are taken in one order (by digest), so processes
         asking for overlapping sets cannot deadlock; equal requests are measured once.

@@ -110,7 +110,3 @@ class ClaimDeclarationError(GainscaleError):
 
 class ResultsError(GainscaleError):
     """A results.json that cannot be read back."""
-
-
-class ReportError(GainscaleError):
-    """A report or baseline that cannot be written where it was asked to go."""

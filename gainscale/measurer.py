@@ -125,10 +125,6 @@ class Measurer:
         )
         return [(_renamed(measurement, spec), from_cache) for measurement, from_cache in results]
 
-    def measure_now(self, spec: ModelSpec, resolved_revision: str) -> Measurement:
-        """Load ``spec`` (freed afterwards) and measure it over the run's prompts, bypassing the cache."""
-        return list(self.measure_each(spec, resolved_revision, [self.prompts]))[0]
-
     def measure_each(self, spec: ModelSpec, resolved_revision: str, prompt_sets: Sequence[PromptSet]) -> Iterator[Measurement]:
         """Load ``spec`` once and measure it over each prompt set in turn, bypassing the cache.
 
