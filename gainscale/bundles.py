@@ -248,7 +248,8 @@ def _open(path: Path) -> zipfile.ZipFile:
         raise BundleError(f"{path}: no such bundle file") from None
     except OSError as error:
         raise BundleError(f"{path}: cannot read the bundle ({error.strerror or error})") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as error:
+    # NotImplementedError: a damaged header that claims a zip version the zipfile module lacks
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as error:
         raise BundleError(f"{path}: not a gainscale bundle (not a readable zip archive: {error}); {_HINT}") from None
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import _pytest.pytester
 import pytest
+from hypothesis import settings
 
 from gainscale.randommodels import build_random_model
 from gainscale.measurer import Measurer
@@ -16,6 +18,11 @@ from gainscale.suites import ModelSpec, pythia_config, tiny_config
 # hypothesis's plugin by its module: pytest.ini blocks its entry point (hypothesispytest) so that
 # claims runs do without it, and only these tests use @given
 pytest_plugins = ["pytester", "_hypothesis_pytestplugin"]
+
+# CI draws the same examples every run (HYPOTHESIS_PROFILE=ci, set by .ci/run): a red CI then
+# means the change, not the draw; a developer's runs keep exploring new examples
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # pytester's in-process runs drop every module they imported when they end; torch, numpy and
 # friends register native state on import and break when imported a second time. Keep them.

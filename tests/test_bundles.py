@@ -394,3 +394,14 @@ def test_zip_members_written_by_export_are_plain_files(tmp_path):
     export_bundle(fill(tmp_path / "a", "m-small"), tmp_path / "b.zip")
     for info in zipfile.ZipFile(io.BytesIO((tmp_path / "b.zip").read_bytes())).infolist():
         assert stat.S_ISREG(info.external_attr >> 16) and info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_a_header_claiming_an_unknown_zip_version_is_a_bundle_error(tmp_path):
+    """Found by the fuzzer: one flipped bit made zipfile raise NotImplementedError ("zip file version 8.4")."""
+    export_bundle(fill(tmp_path / "a", "m-small", "m-large"), tmp_path / "b.zip")
+    data = bytearray((tmp_path / "b.zip").read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the last member's central directory record
+    data[central + 6] = 84  # "version needed to extract": 8.4
+    (tmp_path / "d.zip").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"d\.zip: not a gainscale bundle \(not a readable zip archive: zip file version 8\.4\)"):
+        read_bundle(tmp_path / "d.zip")
