@@ -10,6 +10,7 @@ GPT-NeoX's parallel residual, and the layer's input plus the attention's output 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from statistics import fmean
 
 #: per model_type: (path to the layers, attention, MLP) as written in transformers' modeling files
@@ -95,13 +96,21 @@ def prompt_gain(definition, norm_in, norm_out, norm_residual):
     raise ValueError(definition)
 
 
-def reference_gains(model_dir, prompts, definitions=("paper", "residual", "token_mean", "skip_first"), dtype="float32"):
-    """``{definition: (attention gains, MLP gains)}`` per layer, one prompt per forward."""
+def load(path, dtype="float32"):
+    """``(model, tokenizer)`` straight from transformers: a directory, or a ``.gguf`` file."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    path = Path(path)
+    where, extra = (path.parent, {"gguf_file": path.name}) if path.suffix == ".gguf" else (path, {})
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **extra).eval()
+    return model, AutoTokenizer.from_pretrained(where, **extra)
+
+
+def reference_gains(model_dir, prompts, definitions=("paper", "residual", "token_mean", "skip_first"), dtype="float32"):
+    """``{definition: (attention gains, MLP gains)}`` per layer, one prompt per forward; ``model_dir``
+    may also be a ``.gguf`` file."""
+    model, tokenizer = load(model_dir, dtype)
     gains = defaultdict(list)  # (definition, layer, kind) -> [gain_p]
     for prompt in prompts:
         for (layer, kind), norms in prompt_numbers(model, tokenizer, prompt).items():

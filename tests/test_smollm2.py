@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import local_spec
-from reference_llama import llama_gains, load_llama
+from reference import paper_gains
 
 from gainscale.errors import DeviceUnavailable, ModelLoadError, ModelUnavailable
 from gainscale.loading import LoadOptions, check_source, load_model, resolve_revision
@@ -73,7 +73,7 @@ def small_llama_dir(tmp_path_factory):
 
 def test_small_llama_gains_equal_the_llama_reference(small_llama_dir):
     """Batched, padded, body-only measuring of a Llama gives the one-prompt reference's numbers."""
-    attn, mlp = llama_gains(*load_llama(small_llama_dir), PROMPTS.prompts)
+    attn, mlp = paper_gains(small_llama_dir, PROMPTS.prompts)
     measurement = _measure(local_spec(small_llama_dir), PROMPTS)
     assert_close(measurement.attn_gains, attn)
     assert_close(measurement.mlp_gains, mlp)
@@ -164,7 +164,7 @@ def test_smollm2_gains_equal_the_llama_reference():
     """SmolLM2 through gainscale's loader and meter equals transformers + the hand-written reference."""
     spec = _smollm2()
     measurement = _measure(spec, HANDFUL)
-    attn, mlp = llama_gains(*load_llama(spec.source), HANDFUL.prompts)
+    attn, mlp = paper_gains(spec.source, HANDFUL.prompts)
     assert_close(measurement.attn_gains, attn)
     assert_close(measurement.mlp_gains, mlp)
     assert measurement.n_params == count_parameters(spec.config) == 134_515_008
