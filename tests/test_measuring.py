@@ -317,3 +317,35 @@ def test_meter_options_below_one_are_refused(option):
 
     with pytest.raises(OptionError, match=f"{option.replace('_', ' ')} must be at least 1, not 0"):
         GainMeter(**{option: 0})
+
+
+@pytest.mark.parametrize("field", ["IN", "OUT", "RATIO", "IN_AFTER_FIRST", "OUT_AFTER_FIRST", "RESIDUAL"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, 0.0])
+def test_every_bad_number_is_refused_and_one_token_prompts_are_spared(field, bad):
+    """The whole-tensor check lets nothing through that the per-field checks would name."""
+    import torch
+
+    from gainscale import meter
+    from gainscale.architectures import Sublayer
+
+    sublayers = [Sublayer(layer=i // 2, kind=("attention", "mlp")[i % 2], module=None, norm=None) for i in range(4)]
+    lengths = [5, 1, 7]  # prompt 2 has no token after the first
+    norms = torch.rand(len(sublayers), meter.N_FIELDS, len(lengths), dtype=torch.float64) + 0.5
+    loaded = type("Loaded", (), {"spec": type("Spec", (), {"name": "m"})(), "dtype": "float32"})()
+    index = getattr(meter, field)
+    zero_is_fine = bad == 0.0 and field in ("OUT", "RATIO", "OUT_AFTER_FIRST")  # nothing divides by these
+
+    norms[3, index, 1] = bad  # the one-token prompt
+    if field.endswith("AFTER_FIRST") or zero_is_fine:
+        meter.GainMeter._refuse_bad_norms(loaded, sublayers, norms, lengths)
+    else:
+        with pytest.raises(MeasurementError, match="layer 1 mlp.*prompt 2"):
+            meter.GainMeter._refuse_bad_norms(loaded, sublayers, norms, lengths)
+
+    norms[3, index, 1] = 1.0
+    norms[2, index, 2] = bad
+    if zero_is_fine:
+        meter.GainMeter._refuse_bad_norms(loaded, sublayers, norms, lengths)
+    else:
+        with pytest.raises(MeasurementError, match="layer 1 attention.*prompt 3"):
+            meter.GainMeter._refuse_bad_norms(loaded, sublayers, norms, lengths)
