@@ -9,7 +9,9 @@ batching, for each budget tried (the default CUDA budget is the one the targets 
 - gainscale's measurement against the bare body forward over the very same batches
   (target: ratio <= 1.05);
 - peak GPU memory of the measurement against the weights' bytes;
-- the attention implementation both sides ran, and the gains' sanity (finite).
+- the attention implementation both sides ran, and the gains' sanity (finite);
+- the body's matrix products alone at the default budget's rows: the MFU these shapes allow
+  on this card, against which a missed MFU target is read.
 
 Writes the result as JSON (``--out``, else ``benchmarks/results-<gpu>-<config>-<dtype>.json``)
 and exits 1 when a target is missed.
@@ -115,6 +117,31 @@ def timed(function, repeats: int) -> list[float]:
     return times
 
 
+def gemm_ceiling(model, tokens: int, repeats: int, peak: float | None) -> dict:
+    """The body's matrix products alone, at ``tokens`` rows: every linear layer of the model's
+    blocks applied once to random activations, no norms, attention or elementwise work.
+
+    What the tensor cores give these shapes here: the MFU the forward could reach if all else
+    were free, so that a missed MFU target says how much is the kernels' and how much ours.
+    """
+    import torch
+
+    linears = [m for m in model.base_model.modules() if isinstance(m, torch.nn.Linear)]
+    weight = linears[0].weight
+    inputs = {m.in_features: torch.randn(tokens, m.in_features, device=weight.device, dtype=weight.dtype) for m in linears}
+
+    def products() -> None:
+        with torch.inference_mode():
+            for m in linears:
+                torch.nn.functional.linear(inputs[m.in_features], m.weight, m.bias)
+
+    products()  # warm-up: cuBLAS picks its kernels
+    seconds = statistics.median(timed(products, repeats))
+    flops = 2 * tokens * sum(m.in_features * m.out_features for m in linears)
+    return {"tokens": tokens, "seconds": round(seconds, 4), "tflops": round(flops / seconds / 1e12, 1),
+            "mfu": round(flops / seconds / peak, 4) if peak else None}
+
+
 def run_budget(loaded, prompts, token_ids, budget: int, repeats: int, sizes: dict) -> dict:
     """Time the measurement and the bare body at one token budget; the figures of one row."""
     from gainscale.meter import GainMeter, plan_batches
@@ -187,6 +214,8 @@ def run(config_name: str, dtype: str, n_prompts: int, budgets: list[int], repeat
             row = run_budget(loaded, prompts, token_ids, budget, repeats, sizes)
             result["runs"].append(row)
             print(json.dumps(row), flush=True)
+    result["gemm_ceiling"] = gemm_ceiling(model, chosen, repeats, sizes["peak_flops"])
+    print(json.dumps({"gemm_ceiling": result["gemm_ceiling"]}), flush=True)
     result["targets"] = judge(result)
     return result
 
@@ -205,7 +234,7 @@ def judge(result: dict) -> dict:
 
 def default_out(result: dict) -> Path:
     slug = re.sub(r"[^a-z0-9]+", "-", result["device"].lower().replace("nvidia", "")).strip("-")
-    return Path(__file__).parent / f"results-{slug}-{result['config']}-{result['dtype']}.json"
+    return Path(__file__).parent / f"results-{slug}-{result['config']}-{result['dtype']}-scale.json"
 
 
 def print_table(result: dict) -> None:
@@ -223,6 +252,9 @@ def print_table(result: dict) -> None:
         print(f"{r['token_budget']:>6}{mark} {r['batches']:>7} {r['padded_tokens'] / result['tokens'] - 1:>7.1%} "
               f"{statistics.median(r['measure_s']):>10.3f} {statistics.median(r['bare_s']):>8.3f} {r['ratio']:>6.3f} "
               f"{r['tokens_per_s']:>9,} {mfu:>6} {mfu_padded:>7} {peak:>12}")
+    g = result["gemm_ceiling"]
+    gemm_mfu = f"{g['mfu']:.1%}" if g["mfu"] is not None else "?"
+    print(f"the body's matrix products alone at {g['tokens']} tokens: {g['tflops']} TFLOP/s, MFU {gemm_mfu}")
     t = result["targets"]
     print(f"targets at budget {t['budget']} (*): MFU {t['mfu']} >= {t['mfu_target']}: {t['mfu_met']}; "
           f"ratio {t['ratio']} <= {t['ratio_target']}: {t['ratio_met']}; gains finite: {t['gains_finite']}")

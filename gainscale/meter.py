@@ -224,7 +224,6 @@ class _NormRecorder:
 
         Under GPT-NeoX's parallel residual both norms of a layer read the same tensor.
         """
-
         last = self._last_residual
         if last is not None and last[0]() is hidden:
             return last[1]

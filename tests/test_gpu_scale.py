@@ -1,4 +1,4 @@
-"""benchmarks/gpu_scale.py runs its CPU-side logic end to end (``--dry-run``): no GPU needed."""
+"""benchmarks/gpu_scale.py and gpu_hooks.py run their CPU-side logic end to end (``--dry-run``): no GPU needed."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_scale.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def gpu_scale():
-    spec = importlib.util.spec_from_file_location("gpu_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_scale")
 
 
 def test_dry_run_measures_every_budget_and_writes_the_json(gpu_scale, tmp_path, capsys):
@@ -30,7 +34,20 @@ def test_dry_run_measures_every_budget_and_writes_the_json(gpu_scale, tmp_path, 
         assert row["gains_finite"] and row["ratio"] > 0 and row["padded_tokens"] >= result["tokens"]
         assert row["mfu"] is None  # no peak FLOP/s for a CPU
     assert result["targets"]["budget"] == 512 and result["targets"]["mfu_met"] is None
+    assert result["gemm_ceiling"]["tokens"] == 512 and result["gemm_ceiling"]["tflops"] > 0
     assert "targets at budget 512" in capsys.readouterr().out
+
+
+def test_hooks_dry_run_profiles_both_sides_and_every_norm_variant_agrees(tmp_path):
+    out = tmp_path / "hooks.json"
+    assert load_script("gpu_hooks").main(["--dry-run", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["kernels_bare"][-1]["kernel"] == result["kernels_measure"][-1]["kernel"] == "(all)"
+    assert result["kernels_measure"][-1]["calls"] > result["kernels_bare"][-1]["calls"]  # the hooks' own ops
+    usable = {name: row for name, row in result["norms"].items() if "error" not in row}
+    assert "current" in usable and all(row["max_rel_error"] < 1e-5 for row in usable.values())
+    gains = {row["final_mlp_gain"] for row in result["runs"].values()}
+    assert set(result["runs"]) == set(usable) and max(gains) - min(gains) < 1e-5 * max(gains)
 
 
 def test_the_model_built_on_the_meta_device_matches_one_built_normally(gpu_scale):
