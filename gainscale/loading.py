@@ -115,10 +115,15 @@ def resolve_revision(spec: ModelSpec) -> str:
     return _hub_ref(spec, revision)
 
 
-def _hf_cache_ref(repo_id: str, revision: str) -> str | None:
+def _hf_cache_repo(repo_id: str) -> Path:
+    """Where the local Hugging Face hub cache keeps ``repo_id`` (read at call time, as the hub does)."""
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    return Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+
+
+def _hf_cache_ref(repo_id: str, revision: str) -> str | None:
+    ref = _hf_cache_repo(repo_id) / "refs" / revision
     try:
         sha = ref.read_text().strip()
     except OSError:
@@ -504,15 +509,28 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0].rstrip(".")
 
 
-def read_config(spec: ModelSpec) -> dict[str, Any] | None:
-    """The model's config.json as a dict, without weights: built-in, local, or None if unknown here.
+def read_config(spec: ModelSpec, resolved_revision: str | None = None) -> dict[str, Any] | None:
+    """The model's config.json as a dict, without weights: built-in, local, from the local
+    Hugging Face cache, or None if unknown here.
 
+    A hub model's config is the one the local hub cache keeps for ``resolved_revision`` (the
+    commit measured) or, without one, for the commit its revision points at there: a file
+    read, never the network, so a hub suite (a revision sweep) is known once downloaded.
     A GGUF file's config is None unless the suite ships it: transformers reads it only by
     parsing the whole file's metadata, seconds that listing a suite should not spend.
     """
     if spec.config is not None:
         return dict(spec.config)
-    path = Path(spec.source) / "config.json" if spec.local and not spec.gguf else None
+    if spec.gguf:
+        return None
+    path = Path(spec.source) / "config.json" if spec.local else _hf_cached_config(spec, resolved_revision)
     if path is not None and path.is_file():
         return json.loads(path.read_text())
     return None
+
+
+def _hf_cached_config(spec: ModelSpec, resolved_revision: str | None) -> Path | None:
+    """The config.json of a hub model's snapshot in the local hub cache, if it has that commit."""
+    revision = resolved_revision or spec.revision or "main"
+    sha = revision if _COMMIT.match(revision) else _hf_cache_ref(spec.source, revision)
+    return _hf_cache_repo(spec.source) / "snapshots" / sha / "config.json" if sha else None

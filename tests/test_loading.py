@@ -13,7 +13,7 @@ from conftest import local_spec
 from hubcache import add_snapshot
 
 from gainscale.errors import ModelLoadError
-from gainscale.loading import LoadOptions, check_local_directory, load_model, resolve_revision
+from gainscale.loading import LoadOptions, check_local_directory, load_model, read_config, resolve_revision
 from gainscale.suites import ModelSpec
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -95,6 +95,28 @@ def test_branch_resolves_through_the_local_hf_cache_when_offline(tmp_path, monke
     assert resolve_revision(ModelSpec(name="p", source="EleutherAI/pythia-70m", revision="step1000")) == SHA
     with pytest.raises(ModelLoadError, match=r"p: cannot resolve revision 'main' of EleutherAI/pythia-70m: HF_HUB_OFFLINE is set"):
         resolve_revision(ModelSpec(name="p", source="EleutherAI/pythia-70m"))
+
+
+def test_a_hub_models_config_is_read_from_the_local_hf_cache_without_the_network(tmp_path, monkeypatch):
+    """A hub sweep's architecture is known once downloaded: the config of the commit measured, else the ref's."""
+    def no_network(*args, **kwargs):
+        raise AssertionError("read_config must not ask the hub")
+
+    shas = {}
+    for revision, layers in (("step0", 2), ("step1000", 3)):
+        checkpoint = tmp_path / "checkpoints" / revision
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(json.dumps({"model_type": "gpt_neox", "num_hidden_layers": layers}))
+        shas[revision] = add_snapshot(tmp_path / "hub", "EleutherAI/pythia-sweep", revision, checkpoint)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", no_network)
+    spec = ModelSpec(name="p", source="EleutherAI/pythia-sweep", revision="step1000")
+    assert read_config(spec) == {"model_type": "gpt_neox", "num_hidden_layers": 3}
+    assert read_config(spec, resolved_revision=shas["step0"])["num_hidden_layers"] == 2  # the commit measured wins
+    assert read_config(ModelSpec(name="p", source="EleutherAI/pythia-sweep", revision=shas["step0"]))["num_hidden_layers"] == 2
+    assert read_config(ModelSpec(name="p", source="EleutherAI/pythia-sweep", revision="step5")) is None
+    assert read_config(ModelSpec(name="p", source="EleutherAI/pythia-sweep")) is None  # no main in this cache
+    assert read_config(spec, resolved_revision=SHA) is None  # a commit the cache does not have
 
 
 def test_hub_failure_is_wrapped_with_model_and_advice(tmp_path, monkeypatch):

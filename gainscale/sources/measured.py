@@ -55,7 +55,7 @@ class MeasuredSource:
             raise Unavailable(str(error)) from None
         spec = self.suite.model(model)
         summary = replace(summary, step=spec.step, sweep=spec.sweep, control_of=spec.control_of)
-        config = read_config(spec)
+        config = read_config(spec, measurement.resolved_revision)
         if config is None:
             return summary
         return replace(summary, architecture=config.get("model_type"), n_embedding_params=count_embedding_parameters(config))
@@ -110,7 +110,8 @@ class MeasuredSource:
         )
 
     def _architectures(self) -> list[str]:
-        """The suite's model types, where its configs are known without loading anything."""
+        """The suite's model types, where its configs are known without loading anything (built in,
+        a local directory, or a hub model in the local Hugging Face cache)."""
         return sorted({config["model_type"] for config in map(read_config, self.suite.models) if config})
 
     def identity(self) -> dict[str, Any]:
