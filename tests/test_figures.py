@@ -14,6 +14,7 @@ import pytest
 
 import gainscale.figures as figures
 from gainscale.bootstrap import Interval
+from gainscale.claims import Claim
 from gainscale.figures import (
     across_sources_figure, control_figure, draw_figures, fit_bands, model_figure, scaling_figure, sensitivity_figure,
     training_figure,
@@ -33,7 +34,7 @@ DPI = 120
 
 ATTENTION = ClaimInfo("attention_contractive", "attention contracts in at least 97% of the layers", "model", number="1",
                       thresholds={"attention_contracting_min_pct": 97.0}, value_format="{}% of layers",
-                      threshold_format=">= {}% of layers")
+                      threshold_format=">= {}% of layers", marks={"attention_contracting_pct": "attention_contracting_min_pct"})
 FINAL_MLP = ClaimInfo("final_mlp_expands", "the final layer's MLP expands (gain > 1)", "model", number="2",
                       thresholds={"final_mlp_gain_min": 1.0}, value_format="gain {}", threshold_format="gain > {}")
 SCALING = ClaimInfo("scaling_law_significant", "a power law (p < 0.05)", "suite", number="3a", value_format="p = {}")
@@ -277,6 +278,55 @@ def test_a_model_that_cannot_go_on_a_log_axis_is_named(tmp_path):
     models[3] = replace(models[3], final_mlp_gain=0.0)
     with pytest.raises(ValueError, match=r"pythia-1b: final_mlp_gain must be a positive finite number, not 0\.0"):
         scaling_figure(source_of("published", models), None, tmp_path / "scaling.png")
+
+
+# -- the threshold line: declared by the claim, never found by its name --------------------------
+
+
+def thresholds_given(declared) -> dict[str, float | None]:
+    """The threshold each contracting-share figure is given, in a run with two sources and a sweep."""
+    run = replace(run_of({"published": published(), "measured": sweep()}), declared=tuple(declared))
+    jobs, errors = figures.figure_jobs(run)
+    assert errors == []
+    return {name: draw.keywords["threshold_pct"] for name, draw in jobs if "threshold_pct" in draw.keywords}
+
+
+def test_a_claim_marking_the_attention_share_gets_its_line_whatever_its_threshold_is_called():
+    """A user's claim with its own threshold name, marking the quantity, sets every contracting-share figure's line."""
+    mine = Claim(id="mostly_contracting", statement="attention contracts in {share_floor:g}% of layers",
+                 thresholds={"share_floor": 90.0}, marks={"attention_contracting_pct": "share_floor"})
+    given = thresholds_given([mine.info({"share_floor": 88.5}), FINAL_MLP])  # the run's value, not the default
+    assert given == {"scaling_published.png": 88.5, "scaling_measured.png": 88.5, "across_sources.png": 88.5,
+                     "measured/sweeps/pythia-70m.png": 88.5}
+
+
+def test_a_claim_that_marks_nothing_gets_no_line_even_with_claim_1s_threshold_name():
+    unmarked = replace(ATTENTION, marks={})
+    assert set(thresholds_given([unmarked, FINAL_MLP]).values()) == {None}
+    ax = axes()
+    scaling_module.draw_contraction(ax, published(), dict.fromkeys([m.model for m in published()], "k"), threshold_pct=None)
+    assert len(ax.lines) == 0 and not any("threshold" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_marks_follow_the_schema_and_older_results_without_them_still_read():
+    """results.json carries a claim's marks (schema-valid); a file written before the field reads back with none."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(figures.__file__).parents[1] / "data" / "results.schema.json").read_text())
+    run = replace(run_of({"published": published()}), provenance={"gainscale_version": "0", "command": "pytest", "settings": {}})
+    data = run.to_json()
+    jsonschema.Draft202012Validator(schema).validate(data)
+    assert data["declared"][0]["marks"] == {"attention_contracting_pct": "attention_contracting_min_pct"}
+    assert figures.attention_threshold(RunResult.from_json(data)) == 97.0
+    del data["declared"][0]["marks"]
+    jsonschema.Draft202012Validator(schema).validate(data)
+    older = RunResult.from_json(data)
+    assert older.declared[0].marks == {} and figures.attention_threshold(older) is None
+    data["declared"][0]["marks"] = {"attention_contracting_pct": 97}  # a level, not a threshold's name
+    with pytest.raises(jsonschema.ValidationError, match="97 is not of type 'string'"):
+        jsonschema.Draft202012Validator(schema).validate(data)
 
 
 # -- the sensitivity heat-map ----------------------------------------------------------------------
