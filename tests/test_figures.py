@@ -254,6 +254,58 @@ def test_panel_d_counts_threshold_and_sizes_on_a_log_axis():
     assert all(a != b for a, b in zip(neighbours, neighbours[1:]))
 
 
+def drawn_panel_d(source, tmp_path, monkeypatch) -> dict:
+    """Draw the report's scaling figure of ``source`` and read back panel (d) as saved: its texts and bars, in pixels."""
+    from matplotlib.text import Text
+
+    seen = {}
+    save = figures._base.save
+
+    def save_and_look(fig, path):
+        written = save(fig, path)  # the layout is final once the PNG is drawn
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[3]
+        seen["axes"] = ax.get_window_extent(renderer)
+        seen["texts"] = [(t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
+                         for t in ax.findobj(Text) if t.get_text() and t.get_visible()]
+        seen["bars"] = [p.get_window_extent(renderer) for p in ax.patches]
+        return written
+
+    monkeypatch.setattr(figures._base, "save", save_and_look)
+    scaling_figure(source, None, tmp_path / "scaling.png", threshold_pct=97)
+    return seen
+
+
+def test_the_published_figure_writes_each_bars_count_over_it_readably(tmp_path, monkeypatch):
+    """The report's figure of the paper's eight models: every bar's count ("31/32" for pythia-6.9b) over its bar,
+    at a readable size, none overlapping another or leaving the panel."""
+    models = published()
+    panel = drawn_panel_d(source_of("published", models), tmp_path, monkeypatch)
+    counts = [(text, size, box) for text, size, box in panel["texts"] if re.fullmatch(r"\d+/\d+", text)]
+    expected = [f"{count}/{m.n_layers}" for m in models for count in (m.attn_contracting, m.mlp_contracting)]
+    assert sorted(text for text, _, _ in counts) == sorted(expected)
+    assert "31/32" in expected  # pythia-6.9b's attention, the paper's one failing model
+    assert not any("too narrow" in text for text, _, _ in panel["texts"])
+    assert min(size for _, size, _ in counts) >= 6
+    boxes = [box for _, _, box in counts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(panel["axes"].contains(box.x0, box.y0) and panel["axes"].contains(box.x1, box.y1) for box in boxes)
+    # each count stands over a bar, as wide as it at most, so that it cannot reach its neighbour's
+    for box in boxes:
+        centre = (box.x0 + box.x1) / 2
+        (bar,) = [bar for bar in panel["bars"] if bar.x0 <= centre <= bar.x1]
+        assert box.width <= bar.width and box.y0 >= bar.y1 - 1
+
+
+def test_bars_too_thin_for_any_count_say_where_the_counts_are(tmp_path, monkeypatch):
+    """Forty checkpoints of one size: no count can be read on bars a few pixels wide; the panel says so instead."""
+    checkpoints = sweep(steps=tuple(range(0, 40_000, 1000)))
+    panel = drawn_panel_d(source_of("measured", checkpoints), tmp_path, monkeypatch)
+    texts = [text for text, _, _ in panel["texts"]]
+    assert "bars too narrow for their counts: see the report's model table" in texts
+    assert not any(re.fullmatch(r"\d+/\d+", text) for text in texts)
+
+
 def test_model_colours_differ_between_neighbours():
     colours = figures._base.model_colours(40)
     assert all(a != b for a, b in zip(colours, colours[1:]))
