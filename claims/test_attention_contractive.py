@@ -17,6 +17,8 @@ ATTENTION_CONTRACTIVE = Claim(
     scope="per-model",
     # 97% of layers: the lower end of the paper's "97-100% in ALLEN Modellen" (§3)
     thresholds={"attention_contracting_min_pct": 97.0},
+    # the figures' contracting-share panels draw this threshold as a line
+    marks={"attention_contracting_pct": "attention_contracting_min_pct"},
     value_format="{}% of layers",
     threshold_format=">= {}% of layers",
     check=paper.attention_contractive,

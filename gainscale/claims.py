@@ -31,10 +31,15 @@ from typing import Any
 from .errors import ClaimDeclarationError, VariantUnavailable
 from .results import ClaimInfo, Verdict
 
-__all__ = ["SCOPES", "Claim", "Conditions", "Verdict"]  # Verdict: where claims are written, beside Claim
+__all__ = ["MARKABLE", "SCOPES", "Claim", "Conditions", "Verdict"]  # Verdict: where claims are written, beside Claim
 
 #: a claim is evaluated once per model, or once across all models of a source
 SCOPES = ("model", "suite")
+#: the quantities the figures draw that a claim's threshold can be a level of (see ``Claim.marks``)
+MARKABLE = {
+    "attention_contracting_pct": "the share of a model's layers whose attention contracts, in percent: "
+                                 "a line across the contracting-share panels",
+}
 _SCOPE_ALIASES = {"model": "model", "per-model": "model", "suite": "suite", "cross-model": "suite"}
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,79}$")
 
@@ -71,6 +76,11 @@ class Claim:
         The names of thresholds that are a gain's dividing line between contracting and
         expanding (1 in the paper): the sensitivity variants move them with the contracting
         counts (0.95, 1.05).
+    marks
+        Which of the figures' quantities (:data:`MARKABLE`) a threshold is a level of, e.g.
+        ``{"attention_contracting_pct": "attention_contracting_min_pct"}``: the figures draw
+        the threshold's value as a line wherever they show that quantity. Without it no line
+        is drawn; the figures never look for a threshold by its name.
     """
 
     id: str
@@ -83,6 +93,7 @@ class Claim:
     threshold_format: str = "{}"
     check: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     cutoffs: tuple[str, ...] = ()
+    marks: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -105,6 +116,7 @@ class Claim:
         unknown = [name for name in self.cutoffs if name not in self.thresholds]
         if unknown:
             raise ClaimDeclarationError(f"claim {self.id}: cutoff {unknown[0]!r} is not one of its thresholds ({', '.join(self.thresholds) or 'none'})")
+        object.__setattr__(self, "marks", dict(_checked_marks(self.id, self.marks, self.thresholds)))
 
     @classmethod
     def from_marker(cls, args: tuple, kwargs: Mapping[str, Any]) -> Claim:
@@ -135,6 +147,7 @@ class Claim:
             thresholds=dict(thresholds),
             value_format=self.value_format,
             threshold_format=self.threshold_format,
+            marks=dict(self.marks),
         )
 
     def title(self, thresholds: Mapping[str, float]) -> str:
@@ -157,6 +170,18 @@ def _checked_thresholds(claim: str, thresholds: Any) -> Iterator[tuple[str, floa
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ClaimDeclarationError(f"claim {claim}: threshold {name} = {value!r} must be a finite number")
         yield name, float(value)
+
+
+def _checked_marks(claim: str, marks: Any, thresholds: Mapping[str, float]) -> Iterator[tuple[str, str]]:
+    if not isinstance(marks, Mapping):
+        raise ClaimDeclarationError(f"claim {claim}: marks must map a figure quantity to a threshold name, not {marks!r}")
+    for quantity, threshold in marks.items():
+        if quantity not in MARKABLE:
+            raise ClaimDeclarationError(f"claim {claim}: marks {quantity!r}, which no figure draws; known: {', '.join(MARKABLE)}")
+        if threshold not in thresholds:
+            raise ClaimDeclarationError(
+                f"claim {claim}: marks {quantity} with {threshold!r}, which is not one of its thresholds ({', '.join(thresholds) or 'none'})")
+        yield quantity, threshold
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ class ClaimInfo:
     thresholds: dict[str, float] = field(default_factory=dict)
     value_format: str = "{}"
     threshold_format: str = "{}"
+    #: the figures' quantities its thresholds are levels of (figure quantity -> threshold name),
+    #: drawn as lines where the figures show them; results.json files older than the field have none
+    marks: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -66,6 +69,11 @@ class ClaimInfo:
 
     def describe_threshold(self, threshold: float | None) -> str:
         return "" if threshold is None else self.threshold_format.format(f"{threshold:g}")
+
+    def level(self, quantity: str) -> float | None:
+        """The run's value of the threshold that marks ``quantity`` (a figure's), None if none does."""
+        name = self.marks.get(quantity)
+        return None if name is None else self.thresholds.get(name)
 
     def order(self) -> tuple:
         """Numbered claims first, by number; then by id."""

@@ -11,6 +11,7 @@ from reference import paper_gains
 from scipy import stats as scipy_stats
 
 from gainscale.cli import main as gainscale_cli
+from gainscale.figures import attention_threshold
 from gainscale.results import load_results
 from gainscale.stats import PowerLawFit
 from gainscale.suites import TINY_MODELS
@@ -133,6 +134,8 @@ def test_thresholds_are_set_in_pytest_ini_and_on_the_command_line(pytester, tmp_
     result.assert_outcomes(passed=19)
     report = (pytester.path / "reports" / "REPORT.md").read_text()
     assert "in at least 96.5% of the layers of every model" in report  # the title states the run's threshold
+    # claim 1 marks its threshold for the figures: their line is the run's value, read from results.json
+    assert attention_threshold(load_results(pytester.path / "reports" / "results.json")) == 96.5
     stricter = pytester.runpytest("claims", "--gainscale-source", "published", "--gainscale-threshold", "trend_p_max=0.01")
     stricter.assert_outcomes(passed=18, failed=1)
 
@@ -151,6 +154,9 @@ def test_an_unknown_threshold_is_a_usage_error_with_the_closest_name(project):
     ("'x', thresholds={'t': 'high'}", "*claim x: threshold t = 'high' must be a finite number*"),
     ("'x', treshold=1", "*unknown argument 'treshold'*"),
     ("'x', statement='gain above {limit}'", "*claim x: statement 'gain above {limit}' cannot be filled with its thresholds (none)*"),
+    ("'x', thresholds={'t': 1}, marks={'attention_pct': 't'}", "*claim x: marks 'attention_pct', which no figure draws; known: attention_contracting_pct*"),
+    ("'x', thresholds={'t': 1}, marks={'attention_contracting_pct': 'u'}",
+     "*claim x: marks attention_contracting_pct with 'u', which is not one of its thresholds (t)*"),
 ])
 def test_a_bad_claim_declaration_is_named(project, marker, message):
     (project.path / "claims" / "test_extra.py").write_text(

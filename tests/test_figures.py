@@ -14,6 +14,7 @@ import pytest
 
 import gainscale.figures as figures
 from gainscale.bootstrap import Interval
+from gainscale.claims import Claim
 from gainscale.figures import (
     across_sources_figure, control_figure, draw_figures, fit_bands, model_figure, scaling_figure, sensitivity_figure,
     training_figure,
@@ -33,7 +34,7 @@ DPI = 120
 
 ATTENTION = ClaimInfo("attention_contractive", "attention contracts in at least 97% of the layers", "model", number="1",
                       thresholds={"attention_contracting_min_pct": 97.0}, value_format="{}% of layers",
-                      threshold_format=">= {}% of layers")
+                      threshold_format=">= {}% of layers", marks={"attention_contracting_pct": "attention_contracting_min_pct"})
 FINAL_MLP = ClaimInfo("final_mlp_expands", "the final layer's MLP expands (gain > 1)", "model", number="2",
                       thresholds={"final_mlp_gain_min": 1.0}, value_format="gain {}", threshold_format="gain > {}")
 SCALING = ClaimInfo("scaling_law_significant", "a power law (p < 0.05)", "suite", number="3a", value_format="p = {}")
@@ -253,6 +254,58 @@ def test_panel_d_counts_threshold_and_sizes_on_a_log_axis():
     assert all(a != b for a, b in zip(neighbours, neighbours[1:]))
 
 
+def drawn_panel_d(source, tmp_path, monkeypatch) -> dict:
+    """Draw the report's scaling figure of ``source`` and read back panel (d) as saved: its texts and bars, in pixels."""
+    from matplotlib.text import Text
+
+    seen = {}
+    save = figures._base.save
+
+    def save_and_look(fig, path):
+        written = save(fig, path)  # the layout is final once the PNG is drawn
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[3]
+        seen["axes"] = ax.get_window_extent(renderer)
+        seen["texts"] = [(t.get_text(), t.get_fontsize(), t.get_window_extent(renderer))
+                         for t in ax.findobj(Text) if t.get_text() and t.get_visible()]
+        seen["bars"] = [p.get_window_extent(renderer) for p in ax.patches]
+        return written
+
+    monkeypatch.setattr(figures._base, "save", save_and_look)
+    scaling_figure(source, None, tmp_path / "scaling.png", threshold_pct=97)
+    return seen
+
+
+def test_the_published_figure_writes_each_bars_count_over_it_readably(tmp_path, monkeypatch):
+    """The report's figure of the paper's eight models: every bar's count ("31/32" for pythia-6.9b) over its bar,
+    at a readable size, none overlapping another or leaving the panel."""
+    models = published()
+    panel = drawn_panel_d(source_of("published", models), tmp_path, monkeypatch)
+    counts = [(text, size, box) for text, size, box in panel["texts"] if re.fullmatch(r"\d+/\d+", text)]
+    expected = [f"{count}/{m.n_layers}" for m in models for count in (m.attn_contracting, m.mlp_contracting)]
+    assert sorted(text for text, _, _ in counts) == sorted(expected)
+    assert "31/32" in expected  # pythia-6.9b's attention, the paper's one failing model
+    assert not any("too narrow" in text for text, _, _ in panel["texts"])
+    assert min(size for _, size, _ in counts) >= 6
+    boxes = [box for _, _, box in counts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(panel["axes"].contains(box.x0, box.y0) and panel["axes"].contains(box.x1, box.y1) for box in boxes)
+    # each count stands over a bar, as wide as it at most, so that it cannot reach its neighbour's
+    for box in boxes:
+        centre = (box.x0 + box.x1) / 2
+        (bar,) = [bar for bar in panel["bars"] if bar.x0 <= centre <= bar.x1]
+        assert box.width <= bar.width and box.y0 >= bar.y1 - 1
+
+
+def test_bars_too_thin_for_any_count_say_where_the_counts_are(tmp_path, monkeypatch):
+    """Forty checkpoints of one size: no count can be read on bars a few pixels wide; the panel says so instead."""
+    checkpoints = sweep(steps=tuple(range(0, 40_000, 1000)))
+    panel = drawn_panel_d(source_of("measured", checkpoints), tmp_path, monkeypatch)
+    texts = [text for text, _, _ in panel["texts"]]
+    assert "bars too narrow for their counts: see the report's model table" in texts
+    assert not any(re.fullmatch(r"\d+/\d+", text) for text in texts)
+
+
 def test_model_colours_differ_between_neighbours():
     colours = figures._base.model_colours(40)
     assert all(a != b for a, b in zip(colours, colours[1:]))
@@ -277,6 +330,55 @@ def test_a_model_that_cannot_go_on_a_log_axis_is_named(tmp_path):
     models[3] = replace(models[3], final_mlp_gain=0.0)
     with pytest.raises(ValueError, match=r"pythia-1b: final_mlp_gain must be a positive finite number, not 0\.0"):
         scaling_figure(source_of("published", models), None, tmp_path / "scaling.png")
+
+
+# -- the threshold line: declared by the claim, never found by its name --------------------------
+
+
+def thresholds_given(declared) -> dict[str, float | None]:
+    """The threshold each contracting-share figure is given, in a run with two sources and a sweep."""
+    run = replace(run_of({"published": published(), "measured": sweep()}), declared=tuple(declared))
+    jobs, errors = figures.figure_jobs(run)
+    assert errors == []
+    return {name: draw.keywords["threshold_pct"] for name, draw in jobs if "threshold_pct" in draw.keywords}
+
+
+def test_a_claim_marking_the_attention_share_gets_its_line_whatever_its_threshold_is_called():
+    """A user's claim with its own threshold name, marking the quantity, sets every contracting-share figure's line."""
+    mine = Claim(id="mostly_contracting", statement="attention contracts in {share_floor:g}% of layers",
+                 thresholds={"share_floor": 90.0}, marks={"attention_contracting_pct": "share_floor"})
+    given = thresholds_given([mine.info({"share_floor": 88.5}), FINAL_MLP])  # the run's value, not the default
+    assert given == {"scaling_published.png": 88.5, "scaling_measured.png": 88.5, "across_sources.png": 88.5,
+                     "measured/sweeps/pythia-70m.png": 88.5}
+
+
+def test_a_claim_that_marks_nothing_gets_no_line_even_with_claim_1s_threshold_name():
+    unmarked = replace(ATTENTION, marks={})
+    assert set(thresholds_given([unmarked, FINAL_MLP]).values()) == {None}
+    ax = axes()
+    scaling_module.draw_contraction(ax, published(), dict.fromkeys([m.model for m in published()], "k"), threshold_pct=None)
+    assert len(ax.lines) == 0 and not any("threshold" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_marks_follow_the_schema_and_older_results_without_them_still_read():
+    """results.json carries a claim's marks (schema-valid); a file written before the field reads back with none."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(figures.__file__).parents[1] / "data" / "results.schema.json").read_text())
+    run = replace(run_of({"published": published()}), provenance={"gainscale_version": "0", "command": "pytest", "settings": {}})
+    data = run.to_json()
+    jsonschema.Draft202012Validator(schema).validate(data)
+    assert data["declared"][0]["marks"] == {"attention_contracting_pct": "attention_contracting_min_pct"}
+    assert figures.attention_threshold(RunResult.from_json(data)) == 97.0
+    del data["declared"][0]["marks"]
+    jsonschema.Draft202012Validator(schema).validate(data)
+    older = RunResult.from_json(data)
+    assert older.declared[0].marks == {} and figures.attention_threshold(older) is None
+    data["declared"][0]["marks"] = {"attention_contracting_pct": 97}  # a level, not a threshold's name
+    with pytest.raises(jsonschema.ValidationError, match="97 is not of type 'string'"):
+        jsonschema.Draft202012Validator(schema).validate(data)
 
 
 # -- the sensitivity heat-map ----------------------------------------------------------------------

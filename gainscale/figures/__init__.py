@@ -45,8 +45,8 @@ __all__ = [
     "sensitivity_figure", "training_figure",
 ]
 
-#: the threshold panel (d) draws, when a claim of the run has it: the paper's attention claim's
-ATTENTION_THRESHOLD = "attention_contracting_min_pct"
+#: the quantity of the contracting-share panels whose threshold they draw, where a claim marks it
+ATTENTION_CONTRACTING = "attention_contracting_pct"
 #: the figure across sources, in the figures folder
 ACROSS_SOURCES = "across_sources.png"
 
@@ -203,8 +203,12 @@ _JOB_KINDS: dict[str, Callable[[Any], Iterator[Job]]] = {
 
 
 def attention_threshold(run) -> float | None:
-    """The attention contracting share a claim of the run requires (the paper's claim 1), if any."""
-    return next((c.thresholds[ATTENTION_THRESHOLD] for c in run.claim_infos() if ATTENTION_THRESHOLD in c.thresholds), None)
+    """The attention contracting share that a claim of the run marks as its threshold (the paper's claim 1), if any.
+
+    A claim declares it (``Claim(marks={"attention_contracting_pct": <its threshold's name>})``);
+    of several, the first in report order.
+    """
+    return next((level for c in run.claim_infos() if (level := c.level(ATTENTION_CONTRACTING)) is not None), None)
 
 
 def sweeps(source) -> dict[str, tuple]:

@@ -28,6 +28,12 @@ _BAR_DECADES = 0.06
 _SLOT = 2.4
 #: the most that models of one size spread over, in decades, when no other size is near
 _GROUP_DECADES = 0.6
+#: a bar's count (``31/32``, written upright above it): its font size in points, at most and at least;
+#: a bar too thin for the smallest leaves its count to the report's model table
+_COUNT_POINTS = 7.5
+_SMALLEST_COUNT_POINTS = 5.5
+#: an upright line of text is about this many of its font sizes wide
+_LINE_EMS = 1.2
 
 
 @dataclass(frozen=True)
@@ -299,29 +305,29 @@ def draw_gain_profiles(ax, models, colours: dict[str, str]) -> None:
 def draw_contraction(ax, models, colours: dict[str, str], threshold_pct: float | None) -> None:
     """(d) share of contracting attention (solid) and MLP (hatched) layers, bars at each model's size.
 
-    Each bar is labelled with its count (``31/32``); models of one size (a sweep's checkpoints,
-    a control beside its model) stand side by side around it.
+    Each bar is labelled with its count (``31/32``), as large as the bar's width allows; bars too
+    thin for a readable count (a sweep of dozens of checkpoints) say so instead. Models of one
+    size (a sweep's checkpoints, a control beside its model) stand side by side around it.
     """
     from matplotlib.patches import Patch
 
     centres, width = bar_layout([m.n_params for m in models])
     low, high = _size_limits(ax, centres, width)
-    # a count needs a bar as wide as a line of text (rotated); a sweep's many checkpoints make them thinner
-    counted = width * _pixels_per_decade(ax, high - low) >= 11
+    base.share_axis(ax)
+    ax.set(ylabel="contracting layers (%)")  # before measuring: it takes room from the bars
+    count_points = _count_font_size(width * _pixels_per_decade(ax, high - low), ax.figure.dpi)
     for model, centre in zip(models, centres):
         colour = colours[model.model]
         for side, count, hatch, fill in ((-1, model.attn_contracting, None, colour), (1, model.mlp_contracting, "////", "white")):
-            _bar(ax, centre, side, width, count, model.n_layers, colour, fill, hatch, counted)
+            _bar(ax, centre, side, width, count, model.n_layers, colour, fill, hatch, count_points)
     handles = [Patch(facecolor="0.4", label="attention (solid)"), Patch(facecolor="white", edgecolor="0.4", hatch="////", label="MLP (hatched)")]
     if threshold_pct is not None:
         handles.append(ax.axhline(threshold_pct, color="black", linestyle="--", linewidth=1, label=f"attention threshold ({threshold_pct:g}%)"))
-    if not counted:
+    if count_points is None:
         # at the top, in the room the axis leaves above 100%: the bars fill the bottom
         ax.text(0.98, 0.98, "bars too narrow for their counts: see the report's model table", transform=ax.transAxes,
                 ha="right", va="top", fontsize=9, color="0.35")
     _size_ticks(ax, models, centres, high - low)
-    base.share_axis(ax)
-    ax.set(ylabel="contracting layers (%)")
     ax.set_title("(d) layers with gain < 1, at each model's size")
     ax.grid(alpha=0.3, axis="y")
     base.legend_below(ax, ncols=3, handles=handles)
@@ -343,7 +349,9 @@ def bar_layout(params: Sequence[float]) -> tuple[list[float], float]:
     for position, size in enumerate(sizes):
         gaps = [abs(size - sizes[n]) for n in (position - 1, position + 1) if 0 <= n < len(sizes)]
         room = min([_GROUP_DECADES] + [0.8 * gap for gap in gaps])  # a group reaches 40% of the way to its neighbour
-        width = min(width, room / (_SLOT * len(groups[size])))
+        # n pairs of bars and the n - 1 gaps between them: a lone model's pair needs no gap
+        pairs = len(groups[size])
+        width = min(width, room / (_SLOT * pairs - (_SLOT - 2)))
     centres = list(logs)
     for members in groups.values():
         for offset, index in enumerate(members):
@@ -351,19 +359,30 @@ def bar_layout(params: Sequence[float]) -> tuple[list[float], float]:
     return centres, width
 
 
-def _bar(ax, centre: float, side: int, width: float, count: int | None, layers: int, colour, fill, hatch, counted: bool) -> None:
-    """One bar, from centre to one side in log10 parameters, its count written above it where ``counted``."""
+def _count_font_size(bar_pixels: float, dpi: float) -> float | None:
+    """The font size in points of the counts over bars this many pixels wide; None where too small to read.
+
+    A count stands upright over its bar, beside its neighbour's: its line, about
+    1.2 font sizes, must fit in the bar's width.
+    """
+    fits = bar_pixels * 72 / dpi / _LINE_EMS
+    return None if fits < _SMALLEST_COUNT_POINTS else min(_COUNT_POINTS, math.floor(fits * 2) / 2)
+
+
+def _bar(ax, centre: float, side: int, width: float, count: int | None, layers: int, colour, fill, hatch,
+         count_points: float | None) -> None:
+    """One bar, from centre to one side in log10 parameters, its count written above it at ``count_points`` if any."""
     left = centre if side > 0 else centre - width
     if count is None:  # a source that does not say leaves a gap, not a zero bar
         ax.text(10 ** (left + width / 2), 2, "n/a", rotation=90, ha="center", va="bottom", fontsize=8, color="0.4")
         return
     share = 100 * count / layers
     ax.bar(10**left, share, width=10 ** (left + width) - 10**left, align="edge", color=fill, edgecolor=colour, hatch=hatch, linewidth=1.2)
-    if not counted:
+    if count_points is None:
         return
     # on white, so that the threshold line does not run through the count
-    ax.text(10 ** (left + width / 2), share + 1.5, f"{count}/{layers}", rotation=90, ha="center", va="bottom", fontsize=7.5,
-            bbox=dict(facecolor="white", edgecolor="none", pad=0.3, alpha=0.85))
+    ax.text(10 ** (left + width / 2), share + 1.5, f"{count}/{layers}", rotation=90, ha="center", va="bottom",
+            fontsize=count_points, bbox=dict(facecolor="white", edgecolor="none", pad=0.3, alpha=0.85))
 
 
 def _size_limits(ax, centres: Sequence[float], width: float) -> tuple[float, float]:
@@ -376,8 +395,14 @@ def _size_limits(ax, centres: Sequence[float], width: float) -> tuple[float, flo
 
 
 def _pixels_per_decade(ax, decades: float) -> float:
-    """About how many pixels a decade of the x axis takes (the axes' size before the layout's last touches)."""
+    """About how many pixels a decade of the x axis takes, once the figure's layout has placed the axes.
+
+    Before that, the axes have matplotlib's default margins: a fifth narrower than the
+    constrained layout makes them, which would leave counts and names out that fit.
+    """
     fig = ax.figure
+    if fig.get_layout_engine() is not None:
+        fig.get_layout_engine().execute(fig)
     return ax.get_position().width * fig.get_figwidth() * fig.dpi / decades
 
 
