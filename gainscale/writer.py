@@ -85,16 +85,14 @@ class ReportWriter:
         if run.interruption is not None:
             self.errors.append(f"gainscale: the run was {run.interruption.reason}; baseline {baseline.path} was not updated")
             return run
-        updated, summary = baseline.updated(run, collected, self.root)
+        update = baseline.updated(run, collected, self.root)
         try:
-            updated.write()
+            update.baseline.write()
         except GainscaleError as error:
             self.errors.append(f"gainscale: could not write the baseline: {error}")
             return run
-        counts = summary.written
-        self.notes.append(f"baseline written: {updated.path} ({counts['written']} entries written, {counts['kept']} kept, "
-                          f"{counts['removed']} removed" + (f": {', '.join(summary.removed)}" if summary.removed else "") + ")")
-        return run.with_baseline(summary)
+        self.notes.append(update.describe())
+        return run.with_baseline(update.summary)
 
     # ------------------------------------------------------------------ the report
 
