@@ -99,6 +99,7 @@ class ReportWriter:
     def _write(self, run: RunResult) -> None:
         complete = run.interruption is None
         directory = self.directory if complete else self.directory / PARTIAL
+        earlier = WrittenReport(self.directory).markdown.is_file()  # a complete report of an earlier run
         try:
             self.written = write_report(run, directory)
             if complete:
@@ -110,6 +111,7 @@ class ReportWriter:
         if complete:
             self.notes.append(f"report: {where} (results.json, {len(self.written.figures)} figures)")
         else:
-            self.notes.append(f"the run was {run.interruption.reason}: its partial report is {where}; "
-                              f"the last complete report in {display_path(self.directory)} is kept")
+            kept = (f"the last complete report in {display_path(self.directory)} is kept" if earlier else
+                    f"there was no complete report in {display_path(self.directory)} to keep")
+            self.notes.append(f"the run was {run.interruption.reason}: its partial report is {where}; {kept}")
         self.notes += [f"figure not drawn: {problem}" for problem in self.written.figure_errors]
