@@ -155,6 +155,10 @@ class Baseline:
             recorded = self.sources.get(source, {}).get("identity")
             if recorded is None or not any(e.source == source for e in self.tests.values()):
                 continue
+            if not recorded:  # an older gainscale wrote an empty identity for a source no test reached
+                lines.append(f"{source}: the baseline does not record the settings its entries were made under: "
+                             "--gainscale-update-baseline to replace them")
+                continue
             for key in sorted(set(recorded) | set(identity)):
                 old, new = recorded.get(key), identity.get(key)
                 if old != new:
@@ -211,30 +215,36 @@ class Baseline:
 
     # ------------------------------------------------------------------ writing
 
-    def updated(self, run: RunResult, collected: Collected | None, root: Path) -> tuple[Baseline, BaselineSummary]:
+    def updated(self, run: RunResult, collected: Collected | None, root: Path) -> Update:
         """This baseline with the run's evaluated tests recorded anew.
 
         Entries of tests evaluated now are replaced; entries of tests that no longer exist
         are removed (named), as are entries of a source whose settings changed and that
         this run did not evaluate again; entries of other sources are kept. Tests that
-        reached no verdict write nothing.
+        reached no verdict write nothing, and a source none of whose tests reached one (no
+        device, an empty cache) keeps its entries and its recorded settings as they were:
+        such a run says nothing of them.
         """
         from . import __version__
 
         written = {c.test: _entry(c) for c in run.claims if c.verdict is not None}
-        identities = {s.name: {"kind": s.info.kind, "identity": s.info.identity} for s in run.sources}
+        reached = {c.source for c in run.claims if c.verdict is not None}
+        identities = {s.name: {"kind": s.info.kind, "identity": s.info.identity} for s in run.sources
+                      if s.name in reached and s.info.identity}  # an unknown identity never replaces a known one
         changed = {name for name, s in identities.items() if self.sources.get(name, s) != s}
-        ran = set(identities)
         removed = sorted(
             test for test, entry in self.tests.items() if test not in written and (
-                entry.source in changed or (collected is not None and collected.no_longer_exists(test, entry, ran, root)))
+                entry.source in changed or (collected is not None and collected.no_longer_exists(test, entry, reached, root)))
         )
         kept = {t: e for t, e in self.tests.items() if t not in written and t not in removed}
+        tests = {**kept, **written}
+        held = {e.source for e in tests.values()}
+        sources = {name: s for name, s in {**self.sources, **identities}.items() if name in held and s.get("identity")}
         thresholds = {**self.thresholds, **{c.claim.id: dict(c.claim.thresholds) for c in run.claims if c.verdict is not None}}
-        baseline = Baseline(self.path, {**self.sources, **identities}, thresholds, {**kept, **written}, __version__)
+        unreached = {s.name: sum(e.source == s.name for e in kept.values()) for s in run.sources if s.name not in reached}
         summary = BaselineSummary(str(self.path), written={"written": len(written), "kept": len(kept), "removed": len(removed)},
                                   removed=tuple(removed))
-        return baseline, summary
+        return Update(Baseline(self.path, sources, thresholds, tests, __version__), summary, unreached)
 
     def write(self) -> None:
         """Write the file atomically: sorted JSON, one value a line, so a review reads its diff."""
@@ -246,6 +256,27 @@ class Baseline:
             "tests": {test: entry.to_json() for test, entry in self.tests.items()},
         }
         write_atomic(self.path, pretty_json(body))
+
+
+@dataclass(frozen=True)
+class Update:
+    """What ``--gainscale-update-baseline`` makes of a run: the new baseline and what changed."""
+
+    baseline: Baseline
+    summary: BaselineSummary
+    #: sources the run had tests of, none of which reached a verdict: how many of their entries were kept as they were
+    unreached: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line: how many entries were written, kept (and why, where a source measured nothing) and removed."""
+        counts, removed = self.summary.written, self.summary.removed
+        kept = f"{counts['kept']} kept"
+        unreached = {source: n for source, n in self.unreached.items() if n}
+        if unreached:
+            kept += ": " + ", ".join(f"{source} reached no verdict in this run" + ("" if n == counts["kept"] else f" ({n} of them)")
+                                     for source, n in unreached.items())
+        return (f"baseline written: {self.baseline.path} ({counts['written']} entries written, {kept}, {counts['removed']} removed"
+                + (f": {', '.join(removed)}" if removed else "") + ")")
 
 
 def _entry(result) -> BaselineEntry:

@@ -85,22 +85,21 @@ class ReportWriter:
         if run.interruption is not None:
             self.errors.append(f"gainscale: the run was {run.interruption.reason}; baseline {baseline.path} was not updated")
             return run
-        updated, summary = baseline.updated(run, collected, self.root)
+        update = baseline.updated(run, collected, self.root)
         try:
-            updated.write()
+            update.baseline.write()
         except GainscaleError as error:
             self.errors.append(f"gainscale: could not write the baseline: {error}")
             return run
-        counts = summary.written
-        self.notes.append(f"baseline written: {updated.path} ({counts['written']} entries written, {counts['kept']} kept, "
-                          f"{counts['removed']} removed" + (f": {', '.join(summary.removed)}" if summary.removed else "") + ")")
-        return run.with_baseline(summary)
+        self.notes.append(update.describe())
+        return run.with_baseline(update.summary)
 
     # ------------------------------------------------------------------ the report
 
     def _write(self, run: RunResult) -> None:
         complete = run.interruption is None
         directory = self.directory if complete else self.directory / PARTIAL
+        earlier = WrittenReport(self.directory).markdown.is_file()  # a complete report of an earlier run
         try:
             self.written = write_report(run, directory)
             if complete:
@@ -112,6 +111,7 @@ class ReportWriter:
         if complete:
             self.notes.append(f"report: {where} (results.json, {len(self.written.figures)} figures)")
         else:
-            self.notes.append(f"the run was {run.interruption.reason}: its partial report is {where}; "
-                              f"the last complete report in {display_path(self.directory)} is kept")
+            kept = (f"the last complete report in {display_path(self.directory)} is kept" if earlier else
+                    f"there was no complete report in {display_path(self.directory)} to keep")
+            self.notes.append(f"the run was {run.interruption.reason}: its partial report is {where}; {kept}")
         self.notes += [f"figure not drawn: {problem}" for problem in self.written.figure_errors]

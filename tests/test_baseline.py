@@ -4,6 +4,7 @@ refused before anything runs, skips never pass for verdicts, and nothing silent.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from glob import escape
 
 import pytest
@@ -13,6 +14,7 @@ from gainscale.baseline import Baseline, BaselineEntry, Tolerances
 from gainscale.cli import main as gainscale_cli
 from gainscale.errors import BaselineError
 from gainscale.paper import final_mlp_expands
+from gainscale.results import ClaimInfo, ClaimResult, RunResult, SourceInfo, SourceResult
 from gainscale.summary import ModelSummary
 
 ODD_PROMPTS = "Numbers: 1 2 3 4 5 6 7 8 9 10 11 12.\nZzz qqq xxx!!! ???\nA\n"
@@ -173,6 +175,49 @@ def test_an_update_writes_only_what_ran_prunes_what_no_longer_exists_and_keeps_o
     tests = json.loads((project.path / "baseline.json").read_text())["tests"]
     assert old not in tests and deleted not in tests and len(tests) == 30
     assert "claims/test_scaling_law.py::test_scaling_law_significant[published]" in tests  # another source's entry, kept
+
+
+@pytest.mark.parametrize("strict", [[], ["--gainscale-require-measured"]], ids=["lenient", "strict"])
+def test_an_update_from_a_run_that_measured_nothing_keeps_that_sources_entries_and_identity(project, tmp_path, monkeypatch, strict):
+    """A source none of whose tests reached a verdict (no device, empty cache) is no evidence of changed settings."""
+    run(project, "--gainscale-update-baseline")
+    before = (project.path / "baseline.json").read_text()
+    measured = [t for t, e in json.loads(before)["tests"].items() if e["source"] == "measured"]
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "empty-cache"))
+    result = run(project, "--gainscale-update-baseline", "--gainscale-device", "cuda", *strict)
+    assert result.parseoutcomes().get("skipped", 0) == (0 if strict else len(measured))  # strict: they fail instead
+    result.stdout.fnmatch_lines([f"baseline written: baseline.json ({30 - len(measured)} entries written, {len(measured)} kept: "
+                                 "measured reached no verdict in this run, 0 removed)"])
+    assert (project.path / "baseline.json").read_text() == before  # its entries and its identity, untouched
+
+
+def test_an_unknown_identity_never_replaces_a_known_one_and_a_source_without_entries_is_not_recorded(tmp_path):
+    """A baseline holds an identity only for a source it has entries of, and never an empty one."""
+    entry = BaselineEntry("claims/test_x.py", "published", "final_mlp_expands", "passed", 1.5, {"final_mlp_gain": 1.5})
+    known = {"kind": "measured", "identity": {"suite": "tiny", "dtype": "float32"}}
+    baseline = Baseline(tmp_path / "b.json", sources={"published": {"kind": "published", "identity": {"gain": "paper"}},
+                                                      "measured": known, "gone": known},
+                        tests={"t": entry, "m": replace(entry, source="measured")})
+    unknown = SourceResult(SourceInfo("measured", "unknown"), (), {}, {})
+    published = SourceResult(SourceInfo("published", "published", identity={"gain": "paper"}), (), {}, {})
+    claim = ClaimInfo("final_mlp_expands", "", "model", {"final_mlp_gain_min": 1.0})
+    reached = ClaimResult(claim, "t", "claims/test_x.py", "published", "m", "passed", "passed", 1.5, 1.0, "")
+    skipped = ClaimResult(claim, "m", "claims/test_x.py", "measured", "m", "skipped", None, None, None, "no device")
+    update = baseline.updated(RunResult({}, (reached, skipped), (published, unknown)), None, tmp_path)
+    assert update.baseline.sources == {"published": baseline.sources["published"], "measured": known}
+    assert set(update.baseline.tests) == {"t", "m"} and update.summary.removed == () and update.unreached == {"measured": 1}
+
+    unrecorded = Baseline(tmp_path / "b.json", sources={"measured": {"kind": "unknown", "identity": {}}}, tests={"t": entry})
+    assert unrecorded.updated(RunResult({}, (reached, skipped), (published, unknown)), None, tmp_path).baseline.sources == {
+        "published": baseline.sources["published"]}
+
+
+def test_entries_without_recorded_settings_are_refused_in_one_line(tmp_path):
+    """A baseline whose source has entries but an empty identity (an older bug wrote them) cannot vouch for them."""
+    entry = BaselineEntry("claims/test_x.py", "measured", "final_mlp_expands", "passed", 1.5)
+    baseline = Baseline(tmp_path / "b.json", sources={"measured": {"kind": "unknown", "identity": {}}}, tests={"t": entry})
+    assert baseline.setting_differences({"measured": {"suite": "tiny", "dtype": "float32"}}) == [
+        "measured: the baseline does not record the settings its entries were made under: --gainscale-update-baseline to replace them"]
 
 
 def test_a_hand_edited_baseline_of_a_wrong_type_names_the_entry_and_field(project):

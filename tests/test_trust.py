@@ -16,6 +16,7 @@ import pytest
 from helpers import claims_project, notebook_file, notebook_row
 
 from gainscale.cli import main as gainscale_cli
+from gainscale.writer import PARTIAL
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_ctrl_c_writes_a_partial_report_beside_the_complete_one_and_keeps_the_ba
     result = _interrupted_run(project, "--gainscale-update-baseline")
     assert result.returncode == pytest.ExitCode.INTERRUPTED, result.stdout
     assert {p: p.read_bytes() for p in complete} == complete  # the last complete report and the baseline, untouched
-    assert "the run was interrupted: its partial report is reports/partial/REPORT.md" in result.stdout
+    assert "the run was interrupted: its partial report is reports/partial/REPORT.md; the last complete report in reports is kept" in result.stdout
     assert "baseline reports/baseline.json was not updated" in result.stdout
     partial = (reports / "partial" / "REPORT.md").read_text()
     assert "> **This run was interrupted**: the report shows only what ran." in partial.splitlines()[2]
@@ -99,12 +100,32 @@ def test_a_complete_run_clears_an_old_partial_report(project):
 
 
 def test_x_stops_early_and_says_so(project):
+    """With no complete report before it, the run says so rather than claim to keep one."""
     result = project.runpytest("claims", "--gainscale-source", "published", "-x")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     results = json.loads((project.path / "reports" / "partial" / "results.json").read_text())
     assert results["interruption"]["reason"] == "stopped early" and len(results["interruption"]["not_run"]) > 0
     assert not (project.path / "reports" / "results.json").exists()
-    result.stdout.fnmatch_lines(["the run was stopped early: its partial report is reports/partial/REPORT.md; *"])
+    result.stdout.fnmatch_lines(["the run was stopped early: its partial report is reports/partial/REPORT.md; "
+                                 "there was no complete report in reports to keep"])
+    assert "is kept" not in result.stdout.str()
+
+    project.runpytest("claims", "--gainscale-source", "published")
+    again = project.runpytest("claims", "--gainscale-source", "published", "-x")
+    again.stdout.fnmatch_lines(["the run was stopped early: its partial report is reports/partial/REPORT.md; "
+                                "the last complete report in reports is kept"])
+
+
+def test_git_ignores_the_partial_report_beside_every_committed_report():
+    """An interrupted `make claims` (or a SmolLM2 run into reports/smollm2) leaves `git status` clean."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    reports = sorted(p.parent.relative_to(root) for p in (root / "reports").rglob("REPORT.md"))
+    assert Path("reports") in reports and Path("reports/smollm2") in reports
+    partial = [str(directory / PARTIAL / name) for directory in reports for name in ("REPORT.md", "results.json", "figures/a.png")]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *partial], cwd=root, capture_output=True, text=True, timeout=30)
+    assert ignored.stdout.split() == partial
 
 
 # ---------------------------------------------------------------------------- outputs that cannot be written

@@ -69,7 +69,8 @@ def test_the_replay_imports_every_bundle_and_requires_the_measurements(workflow)
     assert download["with"]["path"].rstrip("/") + "/*.zip" in importing["run"]
     (claims,) = steps(replay, run="pytest claims")
     assert "--gainscale-require-measured" in claims["run"] and "--gainscale-baseline reports/baseline.json" in claims["run"]
-    assert steps(replay, uses="actions/upload-artifact")[0]["with"]["path"] == "reports/"
+    (report,) = [s for s in steps(replay, uses="actions/upload-artifact") if s["with"]["name"] == "claims-report"]
+    assert report["with"]["path"] == "reports/"
 
 
 def test_one_gpu_machine_can_still_run_everything(workflow):
@@ -79,6 +80,45 @@ def test_one_gpu_machine_can_still_run_everything(workflow):
     assert "inputs.path == 'single'" in single["if"] and "gpu" in single["runs-on"]
     (claims,) = steps(single, run="pytest claims")
     assert "-n auto --dist loadgroup" in claims["run"]
+
+
+def claims_against_a_baseline(workflow: dict) -> dict[str, dict]:
+    """Per job, its step that runs the claims held to a baseline."""
+    return {name: step for name, job in workflow["jobs"].items()
+            for step in steps(job, run="pytest claims") if "--gainscale-baseline" in step["run"]}
+
+
+def arguments(step: dict, update_baseline: str) -> list[str]:
+    """The arguments the step's script passes to pytest, run with bash as the runner would (``bash -e``)."""
+    script = step["run"].replace(".venv/bin/pytest", "printf '%s\\n'")
+    result = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "UPDATE_BASELINE": update_baseline})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_every_claims_run_against_a_baseline_requires_the_measurements(workflow):
+    """A GPU or replay job whose driver broke or whose cache was wiped fails, never passes by skipping."""
+    runs = claims_against_a_baseline(workflow)
+    assert set(runs) == {"replay", "single"}
+    for name, step in runs.items():
+        assert "--gainscale-require-measured" in arguments(step, ""), name
+
+
+def test_a_manual_run_can_seed_the_baseline_and_uploads_it(workflow):
+    """update_baseline turns each claims run into an update of reports/baseline.json, uploaded as an artifact."""
+    on = workflow.get("on", workflow.get(True))
+    update = on["workflow_dispatch"]["inputs"]["update_baseline"]
+    assert update["type"] == "boolean" and update["default"] is False
+    for name, step in claims_against_a_baseline(workflow).items():
+        assert step["env"]["UPDATE_BASELINE"] == "${{ inputs.update_baseline }}", name
+        held, seeding = arguments(step, "false"), arguments(step, "true")
+        assert "--gainscale-update-baseline" not in held and arguments(step, "") == held, name
+        assert [a for a in seeding if a != "--gainscale-update-baseline"] == held and seeding.count("--gainscale-update-baseline") == 1, name
+        assert seeding[seeding.index("--gainscale-baseline") + 1] == "reports/baseline.json"  # the file it writes
+        (upload,) = [s for s in steps(workflow["jobs"][name], uses="actions/upload-artifact") if s["with"]["name"] == "claims-baseline"]
+        assert upload["with"]["path"] == "reports/baseline.json" and "inputs.update_baseline" in upload["if"], name
+        assert "!cancelled()" in upload["if"], name  # uploaded though a claim fails on the new measurements
 
 
 def test_no_model_weights_go_into_actions_cache(workflow):
