@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     measure.add_argument("model", metavar="MODEL", nargs="?",
                          help="a suite's model name, a hub id (org/name) or a local directory; "
                          "leave it out to measure every model of --suite")
+    _add_option(measure, option("suite"))
     measure.add_argument("--revision", help="hub revision: branch, tag or commit (default: main)")
     _add_suite_measure_options(measure)
     _add_measure_options(measure)
@@ -137,6 +138,8 @@ def _add_suite_measure_options(parser: argparse.ArgumentParser) -> None:
 def _add_measure_options(parser: argparse.ArgumentParser) -> None:
     """The measuring options of the settings table, as ``--name`` flags."""
     for opt in options_for(MEASURE):
+        if opt.name == "suite":
+            continue  # added first, beside MODEL and --revision: it says where MODEL comes from
         if opt.name == "prompts":  # several: each model is loaded once and measured over each set
             parser.add_argument(opt.cli_flag, action="append", metavar=opt.metavar, type=_typed(opt),
                                 help=opt.help + "; repeat it to measure several sets from one load of each model")
