@@ -38,6 +38,7 @@ _EXPORTS = {
     "Suite": "suites",
     "Tracked": "results",
     "Verdict": "results",
+    "load_measurements": "cache",
     "load_prompts": "prompts",
     "load_results": "results",
     "load_suite": "suites",

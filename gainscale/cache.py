@@ -37,7 +37,7 @@ from filelock import FileLock
 
 from .errors import CacheError, CorruptEntryError, WriteError
 from .files import canonical_json, pretty_json, write_atomic
-from .measurement import Measurement
+from .measurement import Measurement, check_definition
 
 ENTRY_FORMAT = 1
 #: how a key names a model directory inside the cache directory (see :meth:`MeasurementCache.keyed`)
@@ -129,6 +129,27 @@ class MeasurementCache:
             except CorruptEntryError as error:
                 bad.append((self.quarantine(path), str(error)))
         return valid, bad
+
+    def to_frame(self, gain: str = "paper"):
+        """Every entry's per-layer gains as a pandas DataFrame in long form, one row per entry,
+        layer and module.
+
+        The columns of ``RunResult.to_frame("layers")`` (model, n_params, layer, depth, module,
+        gain), then what tells one entry of a model from another: gain_definition, dtype,
+        prompts_name, prompts_sha256, n_prompts, revision, resolved_revision, loaded_from (hub
+        id or directory) and measured_at. Entries that cannot give ``gain`` (measured before
+        its method version) are left out.
+
+        Example
+        -------
+        >>> frame = MeasurementCache(".gainscale").to_frame()                      # doctest: +SKIP
+        >>> frame.pivot_table(index="layer", columns="model", values="gain")       # doctest: +SKIP
+        """
+        import pandas as pd
+
+        check_definition(gain)  # an unknown name is refused, naming the known ones
+        rows = [row for entry in self.entries() for row in _layer_rows(entry.measurement, gain)]
+        return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
     def keyed(self, request: CacheRequest) -> CacheRequest:
         """``request`` as this cache keys it: a model inside the cache directory by its place there.
@@ -314,6 +335,48 @@ class MeasurementCache:
             path.unlink(missing_ok=True)
         shutil.rmtree(self.directory / "locks", ignore_errors=True)
         return len(paths)
+
+
+#: the columns of :meth:`MeasurementCache.to_frame`
+FRAME_COLUMNS = ("model", "n_params", "layer", "depth", "module", "gain", "gain_definition", "dtype", "prompts_name",
+                 "prompts_sha256", "n_prompts", "revision", "resolved_revision", "loaded_from", "measured_at")
+
+
+def _layer_rows(measurement: Measurement, gain: str) -> list[dict]:
+    """One row per layer and module of ``measurement`` under the gain definition ``gain``."""
+    if gain not in measurement.available_definitions():
+        return []
+    m = measurement
+    about = {"gain_definition": gain, "dtype": m.dtype, "prompts_name": m.prompts_name, "prompts_sha256": m.prompts_sha256,
+             "n_prompts": m.n_prompts, "revision": m.revision, "resolved_revision": m.resolved_revision,
+             "loaded_from": m.source, "measured_at": m.provenance.date}
+    return [{**row, **about} for row in m.summary(gain).layer_rows()]
+
+
+def load_measurements(cache_dir: str | Path, gain: str = "paper"):
+    """A cache of measurements as a pandas DataFrame of per-layer gains (:meth:`MeasurementCache.to_frame`).
+
+    Parameters
+    ----------
+    cache_dir
+        The cache directory (``.gainscale/``, ``$GAINSCALE_CACHE``, or ``--cache``).
+    gain
+        The gain definition (``gainscale.measurement.GAIN_DEFINITIONS``); default: the paper's.
+
+    Raises
+    ------
+    CacheError
+        When ``cache_dir`` is not a directory.
+
+    Example
+    -------
+    >>> gainscale.load_measurements(".gainscale").query("module == 'mlp'")   # doctest: +SKIP
+    """
+    directory = Path(cache_dir).expanduser()
+    if not directory.is_dir():
+        raise CacheError(f"no cache directory at {directory}: pass the directory gainscale measured into "
+                         "(.gainscale/ in the project, $GAINSCALE_CACHE, or --cache)")
+    return MeasurementCache(directory).to_frame(gain)
 
 
 def _release(lock: FileLock | None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import DeviceUnavailable, GainscaleError, ModelUnavailable, OptionError, UnknownNameError
 from .measurer import Measurer
-from .settings import MEASURE, Option, Settings, options_for
+from .settings import MEASURE, Option, Settings, option, options_for
 from .suites import BUILTIN_SUITES, ModelSpec, Suite, load_suite
 
 
@@ -63,8 +63,15 @@ def _quiet_broken_pipe() -> int:
     return BROKEN_PIPE_STATUS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake in one line (no usage block), as every other mistake of the CLI."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gainscale", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gainscale", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -72,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     measure.add_argument("model", metavar="MODEL", nargs="?",
                          help="a suite's model name, a hub id (org/name) or a local directory; "
                          "leave it out to measure every model of --suite")
-    measure.add_argument("--suite", help="suite the model name belongs to (built-in name or TOML file)")
+    _add_option(measure, option("suite"))
     measure.add_argument("--revision", help="hub revision: branch, tag or commit (default: main)")
     _add_suite_measure_options(measure)
     _add_measure_options(measure)
@@ -81,21 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     measure.set_defaults(run=_measure)
 
     suites = commands.add_parser("suites", help="list the suites and their models with parameter counts")
-    suites.add_argument("--cache", type=Path, help="cache directory (where the tiny suite lives)")
+    _add_option(suites, option("cache"))
     suites.add_argument("files", nargs="*", type=Path, metavar="SUITE.toml", help="suite files to list too")
     suites.set_defaults(run=_suites)
 
     cache = commands.add_parser("cache", help="list, verify or clear cached measurements; export or import bundles",
                                 description=CACHE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     cache.add_argument("action", choices=["list", "verify", "clear", "export", "import"])
-    cache.add_argument("--cache", type=Path, help="cache directory (default: $GAINSCALE_CACHE or .gainscale/)")
+    _add_option(cache, option("cache"))
     _add_bundle_options(cache)
     cache.set_defaults(run=_cache)
 
     notebook = commands.add_parser("import-notebook", help="store the paper notebook's results JSON as a named set")
     notebook.add_argument("file", type=Path, metavar="FILE")
     notebook.add_argument("--name", required=True, help="name to evaluate it under: pytest claims --gainscale-source NAME")
-    notebook.add_argument("--cache", type=Path, help="cache directory (default: $GAINSCALE_CACHE or .gainscale/)")
+    _add_option(notebook, option("cache"))
     notebook.set_defaults(run=_import_notebook)
     return parser
 
@@ -132,15 +139,22 @@ def _add_measure_options(parser: argparse.ArgumentParser) -> None:
     """The measuring options of the settings table, as ``--name`` flags."""
     for opt in options_for(MEASURE):
         if opt.name == "suite":
-            continue  # measure's --suite names the suite MODEL belongs to, declared above
-        if opt.kind == "bool":
-            parser.add_argument(opt.cli_flag, action="store_true", help=opt.help)
-        elif opt.name == "prompts":  # several: each model is loaded once and measured over each set
+            continue  # added first, beside MODEL and --revision: it says where MODEL comes from
+        if opt.name == "prompts":  # several: each model is loaded once and measured over each set
             parser.add_argument(opt.cli_flag, action="append", metavar=opt.metavar, type=_typed(opt),
                                 help=opt.help + "; repeat it to measure several sets from one load of each model")
         else:
-            parser.add_argument(opt.cli_flag, metavar=opt.metavar or opt.name.upper(), help=opt.help,
-                                type=_typed(opt), **({"choices": opt.choices} if opt.choices else {}))
+            _add_option(parser, opt)
+
+
+def _add_option(parser: argparse.ArgumentParser, opt: Option) -> None:
+    """One option of the settings table as a ``--name`` flag; absent, it is None (or False)."""
+    help_text = opt.cli_help or opt.help
+    if opt.kind == "bool":
+        parser.add_argument(opt.cli_flag, action="store_true", help=help_text)
+    else:
+        parser.add_argument(opt.cli_flag, metavar=opt.metavar or opt.name.upper(), help=help_text,
+                            type=_typed(opt), **({"choices": opt.choices} if opt.choices else {}))
 
 
 def _typed(opt: Option):
@@ -164,7 +178,7 @@ def _measure(args: argparse.Namespace) -> int:
     if args.shard:
         raise OptionError(f"--shard {args.shard} picks models of a suite: pass --suite and no MODEL")
     settings = _measure_settings(args)
-    suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision)
+    suite, spec = resolve_model(args.model, args.suite, settings.cache_dir, args.revision, settings.weights_dir)
     measurer = Measurer(suite, settings)
     results, status = _get(measurer, spec, _prompt_sets(measurer, args))
     if args.json and len(results) > 1:
@@ -226,7 +240,7 @@ def _measure_suite(args: argparse.Namespace) -> int:
     if args.revision:
         raise OptionError("--revision applies to one MODEL; a suite's models name their own revisions")
     settings = _measure_settings(args)
-    suite = load_suite(args.suite, settings.cache_dir)
+    suite = load_suite(args.suite, settings.cache_dir, settings.weights_dir)
     specs, part = _suite_part(suite, args.shard)
     measurer = Measurer(suite, settings)
     prompt_sets = _prompt_sets(measurer, args)  # a bad prompt file is every model's mistake: one line, before any model
@@ -277,20 +291,30 @@ def _suite_summary(part: str, total: int, failed: list[str]) -> str:
     return f"gainscale: {part}: {total - len(failed)} of {total} models measured or found in the cache; failed: {', '.join(failed)}"
 
 
-def resolve_model(name: str, suite_name: str | None, cache_dir: Path, revision: str | None) -> tuple[Suite | None, ModelSpec]:
-    """Find MODEL: in the given suite, else in the built-in suites, else as a directory or hub id."""
+def resolve_model(name: str, suite_name: str | None, cache_dir: Path, revision: str | None,
+                  weights_dir: Path | None = None) -> tuple[Suite | None, ModelSpec]:
+    """Find MODEL: in the given suite, else in the built-in suites, else as a directory or hub id.
+
+    With ``weights_dir``, the suite's models found there load from it (``--weights-dir``).
+    """
     import dataclasses
 
     if suite_name:
-        suite = load_suite(suite_name, cache_dir)
+        suite = load_suite(suite_name, cache_dir, weights_dir)
         spec = suite.model(name)
+        if revision and spec.local:
+            where = f"the local {'file' if spec.gguf else 'directory'} {spec.source}"
+            raise OptionError(f"{name} loads from {where}, which has no revisions; drop --revision {revision}")
         return suite, dataclasses.replace(spec, revision=revision or spec.revision)
     known = []
     for builtin in BUILTIN_SUITES:
         suite = load_suite(builtin, cache_dir)
         if name in suite.model_names:
-            return suite, dataclasses.replace(suite.model(name), revision=revision)
+            return resolve_model(name, builtin, cache_dir, revision, weights_dir)
         known += suite.model_names
+    if weights_dir is not None:
+        raise OptionError(f"--weights-dir {weights_dir} points a suite's models at local copies; {name} is no suite's "
+                          "model: drop --weights-dir, or pass --suite S with a model of S")
     path = Path(name).expanduser()
     if path.is_dir():
         if revision:
@@ -402,11 +426,10 @@ def _version() -> str:
 def _import_notebook(args: argparse.Namespace) -> int:
     from .notebook import import_notebook
 
-    from .measurer import Measurer
-    from .sources import reserved_source_names
+    from .sources import imported, reserved_source_names
 
     cache_dir = Settings(cache=args.cache).cache_dir
-    reserved = tuple(reserved_source_names(Measurer(None, Settings(cache=cache_dir)), but="imported"))
+    reserved = tuple(reserved_source_names(Measurer(None, Settings(cache=cache_dir)), but=imported.KIND))
     imported = import_notebook(args.file, args.name, cache_dir, reserved)
     print(f"imported {len(imported.summaries)} models from {args.file} as {args.name!r}; "
           f"evaluate with: pytest claims --gainscale-source {args.name}")

@@ -67,7 +67,7 @@ class ClaimSession:
 
     @cached_property
     def suite(self) -> Suite:
-        return load_suite(self.settings.suite, self.settings.cache_dir)
+        return load_suite(self.settings.suite, self.settings.cache_dir, self.settings.weights_dir)
 
     @cached_property
     def measurer(self) -> Measurer:

@@ -44,6 +44,8 @@ class Option:
     #: the front ends that offer it (:data:`PYTEST`, :data:`INI`, :data:`MEASURE`)
     where: frozenset = _EVERYWHERE
     metavar: str | None = None
+    #: the help on ``gainscale measure``, where the option means more there than ``help`` says
+    cli_help: str | None = None
 
     @property
     def flag(self) -> str:
@@ -102,7 +104,12 @@ _VALIDATORS = {"device": _device, "batch_size": _at_least_one, "token_budget": _
 
 OPTIONS: tuple[Option, ...] = (
     # -- what is measured, and how (the library's Settings)
-    Option("suite", "built-in suite (pythia, pythia-deduped, tiny) or a suite TOML file; default: pythia", default="pythia", metavar="NAME|FILE"),
+    Option("suite", "built-in suite (pythia, pythia-deduped, smollm2, tiny) or a suite TOML file; default: pythia",
+           default="pythia", metavar="NAME|FILE",
+           cli_help="the suite MODEL belongs to, or whose every model to measure when MODEL is left out (built-in "
+           "name or TOML file); default: MODEL is looked up in the built-in suites"),
+    Option("weights_dir", "load each model of the suite whose DIR/<model name> exists from there (a save_pretrained "
+           "directory: weights copied onto an offline machine); the others keep their source", kind="path", metavar="DIR"),
     Option("cache", "measurement cache directory; default: $GAINSCALE_CACHE, else .gainscale/ in the project root", kind="path", metavar="DIR"),
     Option("device", f"device to measure on: {DEVICE_FORMS}; default: the suite's (Pythia: cuda)"),
     Option("dtype", "dtype to measure in; default: the suite's (Pythia: float16, as the paper)", choices=DTYPES),
@@ -173,6 +180,9 @@ class Settings:
     suite: str = "pythia"
     #: cache directory; None for :func:`default_cache_dir`
     cache: Path | None = None
+    #: a directory of ``save_pretrained`` directories named after the suite's models, to load
+    #: them from (:meth:`Suite.with_local_weights`); None to load each from its own source
+    weights_dir: Path | None = None
     #: ``cpu``, ``cuda``, ``cuda:N``; None for the suite's device, else CUDA when present
     device: str | None = None
     #: None for the model's, else the suite's, else float16 on CUDA / float32 on CPU

@@ -159,7 +159,8 @@ class Suite:
         """
         root = Path(directory).expanduser().resolve()
         if not root.is_dir():
-            raise OptionError(f"local weights directory {root} does not exist")
+            raise OptionError(f"local weights directory {root} does not exist or is not a directory: copy the weights "
+                              "there (one save_pretrained directory per model, named after it), or fix the path")
         found = {spec.name for spec in self.models if (root / spec.name).is_dir()}
         if not found:
             raise OptionError(
@@ -335,7 +336,7 @@ def builtin_suite(name: str, cache_dir: Path) -> Suite:
     raise UnknownNameError("suite", name, BUILTIN_SUITES, hint="Or pass the path of a suite TOML file.")
 
 
-def load_suite(name_or_file: str | Path, cache_dir: Path) -> Suite:
+def load_suite(name_or_file: str | Path, cache_dir: Path, weights_dir: str | Path | None = None) -> Suite:
     """Return a built-in suite by name, or read a suite TOML file.
 
     Parameters
@@ -344,8 +345,15 @@ def load_suite(name_or_file: str | Path, cache_dir: Path) -> Suite:
         ``pythia``, ``pythia-deduped``, ``tiny``, ``smollm2``, or the path of a TOML file.
     cache_dir
         The measurement cache directory (``tiny`` builds its models under it).
+    weights_dir
+        A directory of ``save_pretrained`` directories named after the suite's models: those
+        found there load from it (:meth:`Suite.with_local_weights`). None for none.
     """
-    text = str(name_or_file)
+    suite = _suite_named(str(name_or_file), cache_dir)
+    return suite if weights_dir is None else suite.with_local_weights(weights_dir)
+
+
+def _suite_named(text: str, cache_dir: Path) -> Suite:
     if text in BUILTIN_SUITES:
         return builtin_suite(text, cache_dir)
     path = Path(text).expanduser()

@@ -184,3 +184,42 @@ def test_read_entry_names_the_file_of_a_non_json_entry(tmp_path):
     path.write_bytes(b"\xff\xfe not json")
     with pytest.raises(CorruptEntryError, match=r"x\.json is unreadable"):
         read_entry(path)
+
+
+@pytest.mark.parametrize("gain, denominator", [("paper", "in"), ("residual", "residual_in")])
+def test_a_cache_is_one_line_away_from_a_data_frame(small_model_dir, cpu_measurer, prompt_file, tmp_path, gain, denominator):
+    """load_measurements: every entry's per-layer gains, as the entries' own per-prompt norms give them."""
+    import gainscale
+    from statistics import fmean
+
+    spec = local_spec(small_model_dir)
+    for dtype in ("float32", "bfloat16"):
+        cpu_measurer(prompts=prompt_file, dtype=dtype).get(spec)
+    frame = gainscale.load_measurements(tmp_path / "cache", gain=gain)
+
+    expected = {}
+    for path in (tmp_path / "cache" / "measurements").glob("*.json"):
+        measurement = json.loads(path.read_text())["measurement"]
+        for module, key in (("attention", "attention"), ("mlp", "mlp")):
+            norms = measurement[key]
+            for layer, (outs, ins) in enumerate(zip(norms["out"], norms[denominator])):
+                expected[(measurement["dtype"], module, layer)] = fmean(o / i for o, i in zip(outs, ins))
+    assert len(expected) == 2 * 2 * 3  # two entries, two modules, three layers
+    got = {(row.dtype, row.module, row.layer): row.gain for row in frame.itertuples()}
+    assert got.keys() == expected.keys()
+    assert list(got.values()) == pytest.approx([expected[key] for key in got], rel=1e-12)
+    assert set(frame["gain_definition"]) == {gain} and set(frame["model"]) == {"small"} and set(frame["n_prompts"]) == {2}
+    assert list(frame.columns[:6]) == ["model", "n_params", "layer", "depth", "module", "gain"]  # as RunResult.to_frame("layers")
+
+
+def test_load_measurements_names_a_missing_cache_and_an_unknown_gain(tmp_path):
+    import gainscale
+    from gainscale.errors import CacheError, UnknownNameError
+
+    with pytest.raises(CacheError, match=r"no cache directory at .*nowhere: pass the directory gainscale measured into"):
+        gainscale.load_measurements(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    assert gainscale.load_measurements(tmp_path / "empty").empty
+    assert list(gainscale.load_measurements(tmp_path / "empty").columns[:6]) == ["model", "n_params", "layer", "depth", "module", "gain"]
+    with pytest.raises(UnknownNameError, match=r"unknown gain definition 'resid'"):
+        gainscale.load_measurements(tmp_path / "empty", gain="resid")

@@ -179,3 +179,14 @@ def test_a_byte_order_mark_does_not_change_the_prompts(cache, capsys, tmp_path):
     assert run(capsys, "measure", "tiny-xs", "--prompts", str(plain), "--cache", str(cache), "-q")[0] == 0
     status, out, _ = run(capsys, "measure", "tiny-xs", "--prompts", str(marked), "--cache", str(cache), "-q")
     assert status == 0 and "from cache" in out  # the same prompt set: the same cache entry
+
+
+@pytest.mark.parametrize("device", ["gpu", "cpu:0"])
+def test_an_invalid_device_is_one_line_listing_the_valid_forms(cache, capsys, device):
+    with pytest.raises(SystemExit) as exited:
+        main(["measure", "tiny-xs", "--device", device, "--cache", str(cache)])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == ""
+    assert err == (f"gainscale measure: error: argument --device: invalid device {device!r}; use cpu, cuda, cuda:N "
+                   "(N = 0, 1, ...), mps or auto; see gainscale measure --help\n")
+    assert not cache.exists()

@@ -7,11 +7,15 @@ import json
 import math
 
 import pytest
-from helpers import SYNTHETIC_FIT, notebook_file, synthetic_rows
+from helpers import PROJECT, SYNTHETIC_FIT, claims_project, notebook_file, synthetic_rows
 
 from gainscale.cli import main as gainscale_cli
 from gainscale.errors import NotebookImportError
 from gainscale.notebook import import_notebook, read_set, set_path
+from gainscale.results import load_results
+
+NOTEBOOK_EXAMPLE = PROJECT / "examples" / "notebook" / "results.json"
+README = (PROJECT / "README.md").read_text()
 
 
 def test_valid_file_is_imported_with_its_recorded_fit(tmp_path):
@@ -78,6 +82,8 @@ def test_the_cli_refuses_the_names_other_sources_go_by(tmp_path, capsys):
     assert gainscale_cli(["import-notebook", str(file), "--name", "measured", "--cache", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "set name 'measured' is not usable" in error and "and not published or measured" in error
+    assert gainscale_cli(["import-notebook", str(file), "--name", "nb", "--cache", str(tmp_path)]) == 0
+    assert gainscale_cli(["import-notebook", str(file), "--name", "nb", "--cache", str(tmp_path)]) == 0  # its own kind's names stay free
 
 
 def test_not_json_is_refused(tmp_path):
@@ -95,3 +101,33 @@ def test_a_tampered_set_is_detected(tmp_path):
     path.write_text(json.dumps(entry))
     with pytest.raises(NotebookImportError, match="fails its checksum: import the notebook file again"):
         read_set(tmp_path / "cache", "nb")
+
+
+def test_the_shipped_example_imports_and_its_models_replay(pytester, tmp_path, monkeypatch):
+    """examples/notebook/results.json, the README's example, imports; the paper's claims run on its models."""
+    shipped = json.loads(NOTEBOOK_EXAMPLE.read_text())
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    assert gainscale_cli(["import-notebook", str(NOTEBOOK_EXAMPLE), "--name", "nb"]) == 0
+    claims_project(pytester)
+    result = pytester.runpytest("claims", "--gainscale-source", "nb", "--gainscale-bootstrap-resamples", "0")
+    outcomes = result.parseoutcomes()
+    assert "skipped" not in outcomes and "error" not in outcomes, result.stdout.str()
+    (nb,) = load_results(pytester.path / "reports" / "results.json").sources
+    rows = {row["model"]: row for row in shipped["models"]}
+    assert [m.model for m in nb.models] == list(rows)
+    for model in nb.models:
+        row = rows[model.model]
+        assert (list(model.attn_gains), list(model.mlp_gains)) == (row["attn_gains"], row["mlp_gains"])
+        assert model.final_mlp_gain == row["last_layer_mlp_gain"]
+
+
+def test_the_readme_sample_row_is_a_row_of_the_shipped_example_and_imports(tmp_path):
+    """The notebook JSON the README shows has the shipped file's schema (and numbers), and imports."""
+    section = README.split("## Importing the paper's notebook results", 1)[1]
+    sample = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    shipped = {row["model"]: row for row in json.loads(NOTEBOOK_EXAMPLE.read_text())["models"]}
+    assert sample == shipped[sample["model"]]
+    imported = import_notebook(notebook_file(tmp_path / "sample.json", [sample]), "sample", tmp_path / "cache")
+    (summary,) = imported.summaries
+    assert (summary.model, summary.final_mlp_gain, summary.attn_gains) == (sample["model"], sample["last_layer_mlp_gain"],
+                                                                           tuple(sample["attn_gains"]))

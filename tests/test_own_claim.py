@@ -4,6 +4,7 @@ results it leaves (schema, notebooks), and the layering that keeps the report li
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,10 +58,67 @@ def test_the_example_project_runs_its_own_claims_with_only_gainscale_installed(e
     result.stdout.fnmatch_lines(["first_attention_expands * measured *", "mean_attention_gain_falls * measured *"])
 
     report = (example.path / "reports" / "REPORT.md").read_text()
-    assert "| the first layer's attention expands (gain \\> 1) in every model (my notes, section 1) |" in report
-    assert "the mean attention gain falls as models grow (one-sided Spearman p \\< 0.05) (my notes, section 2)" in report
     assert "### Trend with model size" in report and "SCALING_LAW" not in report  # nothing of the paper leaks in
+    for row in expected_summary_rows(suite, measurer):
+        assert row in report, f"{row}\nnot in\n{report}"
     validate(example.path / "reports" / "results.json")
+
+
+def expected_summary_rows(suite, measurer) -> list[str]:
+    """The example's two rows of REPORT.md's executive summary, from the cached gains and scipy alone."""
+    from scipy import stats
+
+    gains = {spec.name: measurer.get(spec)[0] for spec in suite.models}  # smallest first
+    first = {name: m.attn_gains[0] for name, m in gains.items()}
+    above = {name: sum(o / i > 1 for i, o in zip(m.attention.inputs[0], m.attention.outputs[0])) for name, m in gains.items()}
+    failing = "; ".join(f"failed: {name}: layer 0 attention gain {g:.3g} \\<= 1 ({above[name]} of 40 prompts above)"
+                        for name, g in first.items() if g <= 1)
+    passing = sum(g > 1 for g in first.values())
+    means = [sum(m.attn_gains) / len(m.attn_gains) for m in gains.values()]
+    rho, p = stats.spearmanr([m.n_params for m in gains.values()], means, alternative="less")
+    badge = "✅ PASSED" if p < 0.05 else "❌ FAILED"
+    return [
+        f"| the first layer's attention expands (gain \\> 1) in every model (my notes, section 1) | "
+        f"{'✅ PASSED' if passing == 4 else '❌ FAILED'} | {passing} of 4 models pass | gain \\> 1 | {failing} |",
+        f"| the mean attention gain falls as models grow (one-sided Spearman p \\< 0.05) (my notes, section 2) | {badge} | "
+        f"p = {p:.4g} | p \\< 0.05 | Spearman rho = {rho:.3f}, one-sided p = {p:.4f} over 4 models; mean attention gain "
+        f"{means[0]:.3g} (tiny-xs) -\\> {means[-1]:.3g} (tiny-l) |",
+    ]
+
+
+def test_the_example_held_to_its_baseline_passes_until_a_verdict_changes(example):
+    """A user's claims under the baseline loop: record, then green with the known failures as
+    xfails, then a flipped verdict fails, naming it, and leaves the baseline as it was."""
+    from gainscale.baseline import Baseline
+
+    args = ("-p", "no:cacheprovider", "--gainscale-bootstrap-resamples", "0", "--gainscale-baseline", "baseline.json")
+    example.runpytest(*args, "--gainscale-update-baseline")
+    recorded = Baseline.load(example.path / "baseline.json").tests
+    assert len(recorded) == 5
+    failing = sum(entry.outcome == "failed" for entry in recorded.values())
+
+    held = example.runpytest(*args)
+    held.assert_outcomes(passed=5 - failing, xfailed=failing)
+    assert held.ret == 0
+
+    test_file = example.path / "test_my_claims.py"
+    source = test_file.read_text()
+    assert source.count("passed=gain > minimum,") == 1
+    test_file.write_text(source.replace("passed=gain > minimum,", "passed=gain <= minimum,"))  # every per-model verdict flips
+    changed = example.runpytest(*args)
+    first = {test: entry for test, entry in recorded.items() if "test_first_attention_expands" in test}
+    assert len(first) == 4
+    changed.assert_outcomes(failed=4, **{"passed" if recorded_passed(recorded) else "xfailed": 1})
+    for test, entry in first.items():
+        model = test.partition("[measured-")[2].rstrip("]")
+        changed.stdout.fnmatch_lines([f"{'REGRESSION' if entry.outcome == 'passed' else 'IMPROVEMENT'}: {model}: layer 0 attention gain*"])
+    assert Baseline.load(example.path / "baseline.json").tests == recorded
+
+
+def recorded_passed(recorded) -> bool:
+    """Whether the baseline holds the example's cross-model claim as passed."""
+    (entry,) = [e for test, e in recorded.items() if "test_mean_attention_gain_falls" in test]
+    return entry.outcome == "passed"
 
 
 def test_results_json_follows_its_schema_and_reads_back_whole(pytester, tmp_path, monkeypatch):
@@ -98,31 +156,53 @@ def test_a_broken_results_file_is_named(tmp_path):
         load_results(tmp_path / "r.json")
 
 
-def test_a_new_kind_of_source_is_one_module_and_a_registration(pytester, tmp_path, monkeypatch):
-    """A source kind registered from a conftest: --gainscale-source finds it, the report shows it."""
-    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
-    claims_project(pytester)
-    (pytester.path / "doubled.py").write_text(
-        "from dataclasses import replace\n"
-        "from gainscale.results import SourceInfo\n"
-        "from gainscale.sources import SourceKind\n"
-        "from gainscale.sources.published import PublishedSource\n"
-        "class Doubled(PublishedSource):\n"
-        "    name = kind = 'doubled'\n"
-        "    def summary(self, model, gain='paper'):\n"
-        "        s = super().summary(model, gain)\n"
-        "        return replace(s, final_mlp_gain=2 * s.final_mlp_gain)\n"
-        "    def info(self):\n"
-        "        return SourceInfo('doubled', 'doubled', 'the paper with every final MLP gain doubled')\n"
-        "KIND = SourceKind('doubled', names=lambda measurer: ['doubled'], open=lambda name, measurer: Doubled())\n"
-    )
-    with open(pytester.path / "conftest.py", "a") as conftest:
-        conftest.write("\nimport doubled\nfrom gainscale.sources import register_source_kind\nregister_source_kind(doubled.KIND)\n")
-    result = pytester.runpytest("claims", "--gainscale-source", "doubled", "-k", "final_mlp or scaling_law_significant")
+#: a kind of source in one module: the paper's table with every final MLP gain doubled
+DOUBLED_KIND = (
+    "from dataclasses import replace\n"
+    "from gainscale.results import SourceInfo\n"
+    "from gainscale.sources import SourceKind\n"
+    "from gainscale.sources.published import PublishedSource\n"
+    "class Doubled(PublishedSource):\n"
+    "    name = kind = 'doubled'\n"
+    "    def summary(self, model, gain='paper'):\n"
+    "        s = super().summary(model, gain)\n"
+    "        return replace(s, final_mlp_gain=2 * s.final_mlp_gain)\n"
+    "    def info(self):\n"
+    "        return SourceInfo('doubled', 'doubled', 'the paper with every final MLP gain doubled')\n"
+    "KIND = SourceKind('doubled', names=lambda measurer: ['doubled'], open=lambda name, measurer: Doubled())\n"
+)
+
+
+def assert_the_doubled_source_was_evaluated(pytester, result) -> None:
     result.assert_outcomes(passed=9)
     (source,) = load_results(pytester.path / "reports" / "results.json").sources
     assert source.info.kind == "doubled" and source.models[0].final_mlp_gain == 3.0
     assert "*the paper with every final MLP gain doubled*" in (pytester.path / "reports" / "REPORT.md").read_text()
+
+
+def test_a_new_kind_of_source_is_one_module_and_a_registration(pytester, tmp_path, monkeypatch):
+    """A source kind registered from a conftest: --gainscale-source finds it, the report shows it."""
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    (pytester.path / "doubled.py").write_text(DOUBLED_KIND)
+    with open(pytester.path / "conftest.py", "a") as conftest:
+        conftest.write("\nimport doubled\nfrom gainscale.sources import register_source_kind\nregister_source_kind(doubled.KIND)\n")
+    result = pytester.runpytest("claims", "--gainscale-source", "doubled", "-k", "final_mlp or scaling_law_significant")
+    assert_the_doubled_source_was_evaluated(pytester, result)
+
+
+def test_a_new_kind_of_source_arrives_through_the_entry_point_group(pytester, tmp_path, monkeypatch):
+    """An installed distribution that names its module in the ``gainscale.sources`` group: no conftest change."""
+    site = tmp_path / "site"
+    (site / "doubled_kind-0.1.dist-info").mkdir(parents=True)
+    (site / "doubled_kind.py").write_text(DOUBLED_KIND)
+    (site / "doubled_kind-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: doubled-kind\nVersion: 0.1\n")
+    (site / "doubled_kind-0.1.dist-info" / "entry_points.txt").write_text("[gainscale.sources]\ndoubled = doubled_kind\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    result = pytester.runpytest_subprocess("claims", "--gainscale-source", "doubled", "-k", "final_mlp or scaling_law_significant")
+    assert_the_doubled_source_was_evaluated(pytester, result)
 
 
 BLOCKER = """

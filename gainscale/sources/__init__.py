@@ -124,9 +124,9 @@ def default_source_names(measurer: Measurer) -> list[str]:
     return [name for kind in source_kinds() if kind.default for name in kind.names(measurer)]
 
 
-def reserved_source_names(measurer: Measurer, but: str) -> list[str]:
-    """Names that kinds other than ``but`` provide: an imported set may not take them."""
-    return [name for kind in source_kinds() if kind.kind != but for name in kind.names(measurer)]
+def reserved_source_names(measurer: Measurer, but: SourceKind) -> list[str]:
+    """Names that kinds other than ``but`` provide: a source of kind ``but`` may not take them."""
+    return [name for kind in source_kinds() if kind.kind != but.kind for name in kind.names(measurer)]
 
 
 def open_source(name: str, measurer: Measurer) -> Source:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..architectures import describe_input
@@ -96,7 +97,16 @@ class MeasuredSource:
             "attention": p.attn_implementation,
             "revision": measurement.resolved_revision[:12],
             "measured_at": p.date,
+            **({"weights": str(display_path(self.suite.model(model).source))} if model in self._local_copies() else {}),
         }
+
+    def _local_copies(self) -> list[str]:
+        """The models whose weights load from the run's local weights directory (``--gainscale-weights-dir``)."""
+        directory = self.measurer.settings.weights_dir
+        if directory is None:
+            return []
+        root = Path(directory).expanduser().resolve()
+        return [s.name for s in self.suite.models if s.local and Path(s.source).parent == root]
 
     def info(self) -> SourceInfo:
         return SourceInfo(
@@ -105,9 +115,17 @@ class MeasuredSource:
             description=f"Live measurements of the suite `{self.suite.name}` under this run's settings, "
             "from the cache or measured in this run; see Provenance.",
             notes=(*(("FOR TESTS AND DEMOS ONLY: random-weight models; their gains mean nothing.",) if self.suite.demo else ()),
-                   *map(describe_input, self._architectures())),
+                   *self._weights_note(), *map(describe_input, self._architectures())),
             identity=self.identity(),
         )
+
+    def _weights_note(self) -> tuple[str, ...]:
+        copies = self._local_copies()
+        if not copies:
+            return ()
+        directory = display_path(Path(self.measurer.settings.weights_dir).expanduser().resolve())
+        return (f"Weights of {', '.join(copies)} loaded from local copies in {directory} (--gainscale-weights-dir), "
+                "not from their own sources.",)
 
     def _architectures(self) -> list[str]:
         """The suite's model types, where its configs are known without loading anything (built in,
