@@ -138,7 +138,7 @@ def gemm_ceiling(model, tokens: int, repeats: int, peak: float | None) -> dict:
     products()  # warm-up: cuBLAS picks its kernels
     seconds = statistics.median(timed(products, repeats))
     flops = 2 * tokens * sum(m.in_features * m.out_features for m in linears)
-    return {"tokens": tokens, "seconds": round(seconds, 4), "tflops": round(flops / seconds / 1e12, 1),
+    return {"tokens": tokens, "seconds": round(seconds, 6), "tflops": round(flops / seconds / 1e12, 1),
             "mfu": round(flops / seconds / peak, 4) if peak else None}
 
 

@@ -34,7 +34,7 @@ def test_dry_run_measures_every_budget_and_writes_the_json(gpu_scale, tmp_path, 
         assert row["gains_finite"] and row["ratio"] > 0 and row["padded_tokens"] >= result["tokens"]
         assert row["mfu"] is None  # no peak FLOP/s for a CPU
     assert result["targets"]["budget"] == 512 and result["targets"]["mfu_met"] is None
-    assert result["gemm_ceiling"]["tokens"] == 512 and result["gemm_ceiling"]["tflops"] > 0
+    assert result["gemm_ceiling"]["tokens"] == 512 and result["gemm_ceiling"]["seconds"] > 0  # tflops can round to 0 on a busy CPU
     assert "targets at budget 512" in capsys.readouterr().out
 
 
