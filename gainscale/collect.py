@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import CaseRecord, ClaimResult, Interruption, RunResult, SourceInfo, SourceResult
+from .sensitivity_table import with_sensitivity
 
 #: baseline statuses that turn a failed test into a labelled outcome
 _BASELINE_OUTCOMES = {"regression": "regression", "drift": "regression", "improvement": "improvement"}
@@ -98,7 +99,7 @@ class ResultsCollector:
         return tuple(t for t in self._expected if t not in self._tests)
 
     def result(self, provenance: dict[str, Any], interruption: str | None = None, declared: tuple = ()) -> RunResult:
-        """The run's result.
+        """The run's result, each source's sensitivity table folded from its tests.
 
         ``interruption`` is ``interrupted`` or ``stopped early`` for a run that did not finish;
         ``declared`` are the claims the run declared (:class:`~gainscale.results.ClaimInfo`), so
@@ -112,7 +113,7 @@ class ResultsCollector:
             return (c.claim.order(), self._position(c.source), sizes.get((c.source, c.model), float("inf")), c.test)
 
         stopped = Interruption(interruption, self.not_run()) if interruption else None
-        return RunResult(provenance, tuple(sorted(claims, key=position)), sources, stopped, declared=tuple(declared))
+        return with_sensitivity(RunResult(provenance, tuple(sorted(claims, key=position)), sources, stopped, declared=tuple(declared)))
 
     def _sources(self) -> tuple[SourceResult, ...]:
         infos: dict[str, SourceInfo] = {}
@@ -167,7 +168,13 @@ def _claim_result(test: str, state: _Test) -> ClaimResult:
         unavailable=r.unavailable,
         sensitivity=r.sensitivity,
         stability=r.stability,
+        control_of=_control_of(r),
     )
+
+
+def _control_of(record: CaseRecord) -> str | None:
+    """The trained model a per-model test's model is the control of, as its summary says."""
+    return next((m.control_of for m in record.models if m.model == record.model), None)
 
 
 # ---------------------------------------------------------------------------- the run's provenance

@@ -28,6 +28,16 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True) + "\n"
 
 
+def ordered_json(value: Any) -> str:
+    """One value a line, newline-terminated, keys in the order ``value`` gives them: for a file whose
+    head should say the most (results.json opens with its format and whether the run finished).
+
+    The same data built the same way gives the same bytes; unlike :func:`pretty_json`, two equal
+    mappings built in different orders do not, so ``value`` must come from code that fixes its order.
+    """
+    return json.dumps(value, indent=1) + "\n"
+
+
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new, never a part.
 

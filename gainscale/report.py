@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import pretty_json, write_if_changed
-from .results import AlphaBootstrap, ClaimInfo, ClaimResult, RunResult, SourceResult, VariantResult
-from .sensitivity_table import SensitivityColumn, sensitivity_columns, variant_names
+from .files import ordered_json, write_if_changed
+from .results import AlphaBootstrap, ClaimInfo, ClaimResult, ClaimSensitivity, RunResult, SourceResult
 from .stats import AlphaTest, PowerLawFit, TrendTest
 
 #: parameter counts the paper predicts final MLP gains for (§2 "Revised Predictions")
@@ -62,7 +61,8 @@ def write_report(run: RunResult, directory: str | Path) -> WrittenReport:
     """
     directory = Path(directory)
     written = WrittenReport(directory)
-    write_if_changed(directory / "results.json", pretty_json(run.to_json()))  # unchanged: no write, no fsync
+    # in the typed result's order: its format and whether the run finished come first
+    write_if_changed(directory / "results.json", ordered_json(run.to_json()))  # unchanged: no write, no fsync
     written.files.append(directory / "results.json")
     figures, written.figure_errors = _draw_figures(run, directory / "figures")
     written.files += figures
@@ -118,7 +118,7 @@ def _source_section(number: int, source: SourceResult, run: RunResult, figures: 
     if source.info.notes:
         lines += ["> Notes:", ">"] + [f"> - {escape(note)}" for note in source.info.notes] + [""]
     lines += ["### Executive summary", ""] + _summary_table(run.claim_infos(), claims) + [""]
-    lines += ["### How sure is each verdict", ""] + _how_sure(run.claim_infos(), claims) + [""]
+    lines += ["### How sure is each verdict", ""] + _how_sure(source, claims) + [""]
     lines += ["### Model comparison", ""] + _model_table(source) + [""] + _uncertainty_table(source)
     for kind, (title, render) in EVIDENCE_SECTIONS.items():
         evidence = run.evidence(source.name, kind)
@@ -144,7 +144,9 @@ def _summary_table(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[st
     return rows
 
 
-def _per_model_row(info: ClaimInfo, results: list[ClaimResult]) -> str:
+def _per_model_row(info: ClaimInfo, tests: list[ClaimResult]) -> str:
+    """The claim over the source's models; a control is named beside them and counts in nothing."""
+    results = [r for r in tests if not r.is_control]
     passed = [r for r in results if r.outcome == "passed"]
     bad = [r for r in results if r.failing]
     skipped = [r for r in results if r.outcome == "skipped"]
@@ -155,8 +157,18 @@ def _per_model_row(info: ClaimInfo, results: list[ClaimResult]) -> str:
     details = "; ".join(f"{r.outcome}: {escape(r.message)}{_baseline_note(r)}" for r in bad)
     if skipped:
         details += ("; " if details else "") + f"{len(skipped)} skipped: {escape(_shorten(skipped[0].message))}"
-    threshold = escape(info.describe_threshold(results[0].threshold))
+    controls = [r for r in tests if r.is_control]
+    if controls:
+        details += ("; " if details else "") + _controls_note(info, controls)
+    if not results:
+        verdict = "no model but controls"
+    threshold = escape(info.describe_threshold(tests[0].threshold))
     return f"| {escape(info.title)} | {verdict} | {value} | {threshold} | {details} |"
+
+
+def _controls_note(info: ClaimInfo, controls: list[ClaimResult]) -> str:
+    listed = ", ".join(f"{escape(r.model)} ({BADGES[r.outcome].split()[0]} {escape(info.describe_value(r.value))})" for r in controls)
+    return f"not counted: control {listed}, see Trained and untrained"
 
 
 def _detail(result: ClaimResult) -> str:
@@ -190,25 +202,18 @@ def _share(count: int | None, layers: int) -> str:
 # ---------------------------------------------------------------------------- how sure a verdict is
 
 
-def _how_sure(infos: list[ClaimInfo], claims: list[ClaimResult]) -> list[str]:
-    """Per claim one sentence (robust, or which variants flip it) and its stability; then the table."""
-    columns = sensitivity_columns(infos, claims)
-    if not columns:
+def _how_sure(source: SourceResult, claims: list[ClaimResult]) -> list[str]:
+    """Per claim one sentence (robust, or which variants flip it) and its stability; then the table.
+
+    Both come from the source's stored sensitivity table; controls are in neither.
+    """
+    if not source.sensitivity:
         return ["No claim of this source declares a check to evaluate again, or none reached a verdict."]
-    lines = [f"- **{escape(c.info.id)}**: {escape(_robustness(c.verdict, list(c.cells.values())))}.{_stability_note(list(c.results))}"
-             for c in columns]
-    return lines + [""] + _sensitivity_table(columns)
-
-
-def _robustness(main: str | None, cells: list[VariantResult]) -> str:
-    if main is None:
-        return "no verdict to test"
-    reached = [c for c in cells if c.verdict is not None]
-    flips = [c.variant for c in reached if c.verdict != main]
-    unknown = f"; {len(cells) - len(reached)} of {len(cells)} variants cannot be evaluated on these numbers" if len(reached) < len(cells) else ""
-    if not flips:
-        return f"robust: {main} under all {len(reached)} variants that can be evaluated{unknown}"
-    return f"{main}, but {'passes' if main == 'failed' else 'fails'} under {', '.join(flips)}{unknown}"
+    lines = []
+    for column in source.sensitivity:
+        tests = [c for c in claims if c.claim.id == column.claim and not c.is_control]
+        lines.append(f"- **{escape(column.claim)}**: {escape(column.robustness)}.{_stability_note(tests)}")
+    return lines + [""] + _sensitivity_table(source.sensitivity)
 
 
 def _stability_note(results: list[ClaimResult]) -> str:
@@ -223,15 +228,16 @@ def _stability_note(results: list[ClaimResult]) -> str:
     return f" Share of {resamples} resamples of the prompts in which it passes, per model: {listed}."
 
 
-def _sensitivity_table(columns: list[SensitivityColumn]) -> list[str]:
+def _sensitivity_table(columns: tuple[ClaimSensitivity, ...]) -> list[str]:
     """Variants down, claims across; each cell the verdict under that variant, with its value."""
-    rows = ["| Variant | " + " | ".join(escape(c.info.id) for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    rows = ["| Variant | " + " | ".join(escape(c.claim) for c in columns) + " |", "|---|" + "---|" * len(columns)]
     rows.append("| **as tested** | " + " | ".join(_cell_text(c.verdict, c.value) for c in columns) + " |")
-    for name in variant_names(columns):
-        cells = [c.cells.get(name) for c in columns]
+    for name in dict.fromkeys(cell.variant for c in columns for cell in c.cells):
+        cells = [c.cell(name) for c in columns]
         rows.append(f"| {escape(name)} | " + " | ".join("–" if c is None else _cell_text(c.verdict, c.value) for c in cells) + " |")
     return rows + ["", "✅ holds, ❌ fails, n/a: the numbers cannot say (e.g. a table without per-layer gains), – does not "
-                   "apply. The value is the claim's own (a p-value, alpha, a share); per-model claims hold only if every model does."]
+                   "apply. The value is the claim's own (a p-value, alpha, a share); per-model claims hold only if every "
+                   "model does (controls left out)."]
 
 
 def _cell_text(verdict: str | None, value: float | None) -> str:

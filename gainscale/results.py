@@ -27,8 +27,10 @@ from .bootstrap import Interval
 from .stats import AlphaTest, PowerLawFit, TrendTest
 from .summary import ModelSummary
 
-#: version of results.json; bump when a field changes meaning
-RESULTS_FORMAT = 2
+#: version of results.json; bump when a field changes meaning or a required one is added
+RESULTS_FORMAT = 3
+#: earlier versions :func:`load_results` still reads (what they lack is derived from what they hold)
+READABLE_FORMATS = (2, RESULTS_FORMAT)
 
 #: a test's outcome as the report names it
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "regression", "improvement")
@@ -217,6 +219,45 @@ class VariantResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VariantResult:
         return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class ClaimSensitivity:
+    """One claim on one source under every variant of the analysis: a column of the sensitivity table.
+
+    A per-model claim holds under a variant only if every model does; a control (a model's
+    network with its weights drawn again) stands beside its model in the report and is left out.
+    """
+
+    #: the claim's id
+    claim: str
+    #: ``passed`` / ``failed`` as tested (for a per-model claim, every model's but the controls'); None without one
+    verdict: str | None
+    #: the claim's value as tested; None for a per-model claim over several models (one value per model)
+    value: float | None
+    #: the verdict under each variant, in the order the tests gave them; a per-model claim over
+    #: several models ends with one ``without <model>`` variant per model
+    cells: tuple[VariantResult, ...]
+    #: the variants under which the verdict differs from ``verdict``
+    flips: tuple[str, ...]
+    #: in one sentence: robust under every variant that can be evaluated, or which variants flip it
+    robustness: str
+
+    @property
+    def robust(self) -> bool:
+        return self.verdict is not None and not self.flips
+
+    def cell(self, variant: str) -> VariantResult | None:
+        return next((c for c in self.cells if c.variant == variant), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claim": self.claim, "verdict": self.verdict, "value": self.value, "robustness": self.robustness,
+                "flips": list(self.flips), "cells": [c.to_json() for c in self.cells]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClaimSensitivity:
+        return cls(data["claim"], data["verdict"], data["value"], tuple(VariantResult.from_json(c) for c in data["cells"]),
+                   tuple(data["flips"]), data["robustness"])
 
 
 @dataclass(frozen=True)
@@ -469,10 +510,17 @@ class ClaimResult:
     sensitivity: tuple[VariantResult, ...] = ()
     #: how often the verdict holds over resampled prompts
     stability: Stability | None = None
+    #: for a test on a control (the network of ``control_of`` with its weights drawn again), that
+    #: trained model: the control stands beside it and counts in none of the source's aggregates
+    control_of: str | None = None
 
     @property
     def failing(self) -> bool:
         return self.outcome in FAILING
+
+    @property
+    def is_control(self) -> bool:
+        return self.control_of is not None
 
     def evidence_of(self, kind: type) -> Any | None:
         return next((e for e in self.evidence if isinstance(e, kind)), None)
@@ -484,6 +532,7 @@ class ClaimResult:
             "module": self.module,
             "source": self.source,
             "model": self.model,
+            "control_of": self.control_of,
             "outcome": self.outcome,
             "verdict": self.verdict,
             "value": self.value,
@@ -516,6 +565,7 @@ class ClaimResult:
             unavailable=data["unavailable"],
             sensitivity=tuple(VariantResult.from_json(v) for v in data["sensitivity"]),
             stability=_maybe(Stability, data["stability"]),
+            control_of=data["control_of"],
         )
 
 
@@ -533,6 +583,8 @@ class SourceResult:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: per model, its numbers' bootstrap intervals over resampled prompts (where it has per-prompt numbers)
     uncertainty: dict[str, ModelUncertainty] = field(default_factory=dict)
+    #: each claim with variants under every variant, in report order (see :mod:`gainscale.sensitivity_table`)
+    sensitivity: tuple[ClaimSensitivity, ...] = ()
 
     @property
     def name(self) -> str:
@@ -541,14 +593,20 @@ class SourceResult:
     def model(self, name: str) -> ModelSummary | None:
         return next((m for m in self.models if m.model == name), None)
 
+    def claim_sensitivity(self, claim: str) -> ClaimSensitivity | None:
+        """The claim's column of this source's sensitivity table; None where it has none."""
+        return next((c for c in self.sensitivity if c.claim == claim), None)
+
     def to_json(self) -> dict[str, Any]:
-        return {"info": self.info.to_json(), "models": [m.to_json() for m in self.models], "provenance": self.provenance,
+        return {"info": self.info.to_json(), "sensitivity": [c.to_json() for c in self.sensitivity],
+                "models": [m.to_json() for m in self.models], "provenance": self.provenance,
                 "uncertainty": {model: u.to_json() for model, u in self.uncertainty.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SourceResult:
         return cls(SourceInfo.from_json(data["info"]), tuple(ModelSummary.from_json(m) for m in data["models"]), data["provenance"],
-                   {model: ModelUncertainty.from_json(u) for model, u in data["uncertainty"].items()})
+                   {model: ModelUncertainty.from_json(u) for model, u in data["uncertainty"].items()},
+                   tuple(ClaimSensitivity.from_json(c) for c in data["sensitivity"]))
 
 
 @dataclass(frozen=True)
@@ -628,22 +686,27 @@ class RunResult:
         return replace(self, baseline=baseline)
 
     def to_json(self) -> dict[str, Any]:
+        """results.json as data, in the order it is written: the run's state first, its bulk last."""
         return {
             "gainscale_results": self.format,
-            "provenance": self.provenance,
-            "outcomes": self.outcome_counts,
             "interruption": self.interruption.to_json() if self.interruption else None,
+            "outcomes": self.outcome_counts,
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "provenance": self.provenance,
+            "declared": [c.to_json() for c in self.declared],
             "claims": [c.to_json() for c in self.claims],
             "sources": [s.to_json() for s in self.sources],
-            "baseline": self.baseline.to_json() if self.baseline else None,
-            "declared": [c.to_json() for c in self.declared],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunResult:
-        if not isinstance(data, Mapping) or data.get("gainscale_results") != RESULTS_FORMAT:
-            found = data.get("gainscale_results") if isinstance(data, Mapping) else type(data).__name__
-            raise ResultsError(f"not gainscale results of format {RESULTS_FORMAT} (found {found!r})")
+        """Rebuild from :meth:`to_json`, or from results of an earlier readable format."""
+        found = data.get("gainscale_results") if isinstance(data, Mapping) else type(data).__name__
+        if found not in READABLE_FORMATS:
+            readable = " or ".join(map(str, READABLE_FORMATS))
+            raise ResultsError(f"not gainscale results of format {readable} (found {found!r})")
+        if found == 2:
+            return _from_format_2(data)
         return cls(
             provenance=data["provenance"],
             claims=tuple(ClaimResult.from_json(c) for c in data["claims"]),
@@ -673,7 +736,7 @@ class RunResult:
     def _claim_rows(self) -> Iterable[dict]:
         for c in self.claims:
             yield {"claim": c.claim.id, "statement": c.claim.statement, "scope": c.claim.scope, "source": c.source,
-                   "model": c.model, "test": c.test, "outcome": c.outcome, "verdict": c.verdict, "value": c.value,
+                   "model": c.model, "control_of": c.control_of, "test": c.test, "outcome": c.outcome, "verdict": c.verdict, "value": c.value,
                    "threshold": c.threshold, "message": c.message}
 
     def _model_rows(self) -> Iterable[dict]:
@@ -707,6 +770,18 @@ def load_results(path: str | Path) -> RunResult:
         raise ResultsError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError) as error:
         raise ResultsError(f"{path}: malformed results ({type(error).__name__}: {error})") from None
+
+
+def _from_format_2(data: Mapping[str, Any]) -> RunResult:
+    """Format 2 lacks each claim's ``control_of`` and each source's sensitivity table: both follow
+    from what it holds (the sources' models say which are controls; the tests' variants make the table)."""
+    from .sensitivity_table import with_sensitivity  # it reads this module's classes
+
+    controls = {(s["info"]["name"], m["model"]): m.get("control_of") for s in data["sources"] for m in s["models"]}
+    claims = [{**c, "control_of": controls.get((c["source"], c["model"]))} for c in data["claims"]]
+    sources = [{**s, "sensitivity": []} for s in data["sources"]]
+    run = RunResult.from_json({**data, "gainscale_results": RESULTS_FORMAT, "claims": claims, "sources": sources})
+    return with_sensitivity(run)
 
 
 # ---------------------------------------------------------------------------- helpers

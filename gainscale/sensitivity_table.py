@@ -1,10 +1,13 @@
 """Each claim's verdict under every variant of the analysis, gathered over its tests.
 
 A per-model claim has one test per model, and each test evaluated the variants on its model;
-the claim holds under a variant only if every model does. This module folds them into one
-verdict per claim and variant, the cells of the report's sensitivity table and of the
-figures' heat-map, so that both say the same. It reads the typed result model only: the
-report imports it without matplotlib, the figures without the Markdown.
+the claim holds under a variant only if every model does. A control (a model's network with
+its weights drawn again) is no model of the claim: it stands beside its model in the report
+and is left out here. This module folds the tests into one verdict per claim and variant, the
+cells of the report's sensitivity table and of the figures' heat-map, so that both say the
+same, and says in one sentence whether each verdict is robust; :func:`with_sensitivity` stores
+that in the run's typed result (results.json carries it). It reads the typed result model
+only: the report imports it without matplotlib, the figures without the Markdown.
 
 Examples
 --------
@@ -16,9 +19,9 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .results import ClaimInfo, ClaimResult, VariantResult
+from .results import ClaimInfo, ClaimResult, ClaimSensitivity, RunResult, VariantResult
 
 #: the group of the variants that leave one model out
 LEAVE_ONE_OUT = "leave one out"
@@ -31,12 +34,18 @@ class SensitivityColumn:
     info: ClaimInfo
     #: ``passed`` / ``failed`` as tested (every model's, for a per-model claim); None without a verdict
     verdict: str | None
-    #: the claim's value as tested; None for a per-model claim (one value per model)
+    #: the claim's value as tested; None for a per-model claim over several models (one value per model)
     value: float | None
     #: the verdict under each variant, by the variant's name, in the order the tests gave them
     cells: dict[str, VariantResult]
-    #: the claim's tests on this source
+    #: the claim's tests on this source, controls left out
     results: tuple[ClaimResult, ...]
+
+    def typed(self) -> ClaimSensitivity:
+        """The column as the typed result keeps it, with its verdict in one sentence."""
+        cells = tuple(self.cells.values())
+        return ClaimSensitivity(self.info.id, self.verdict, self.value, cells, flips(self.verdict, cells),
+                                robustness(self.verdict, cells))
 
 
 def sensitivity_columns(infos: Sequence[ClaimInfo], claims: Sequence[ClaimResult]) -> list[SensitivityColumn]:
@@ -47,7 +56,7 @@ def sensitivity_columns(infos: Sequence[ClaimInfo], claims: Sequence[ClaimResult
     infos
         The claims, in report order (:meth:`RunResult.claim_infos`).
     claims
-        One source's claims tests (:meth:`RunResult.claims_of`).
+        One source's claims tests (:meth:`RunResult.claims_of`); those on controls are left out.
 
     Returns
     -------
@@ -56,12 +65,44 @@ def sensitivity_columns(infos: Sequence[ClaimInfo], claims: Sequence[ClaimResult
     """
     columns = []
     for info in infos:
-        results = tuple(c for c in claims if c.claim.id == info.id)
+        results = tuple(c for c in claims if c.claim.id == info.id and not c.is_control)
         if not any(c.sensitivity for c in results):
             continue
-        value = results[0].value if info.scope == "suite" else None
+        value = results[0].value if info.scope == "suite" or len(results) == 1 else None
         columns.append(SensitivityColumn(info, main_verdict(results), value, variant_cells(results), results))
     return columns
+
+
+def with_sensitivity(run: RunResult) -> RunResult:
+    """``run`` with each source's sensitivity table (:class:`ClaimSensitivity` per claim) filled in."""
+    infos = run.claim_infos()
+    sources = tuple(replace(s, sensitivity=tuple(c.typed() for c in sensitivity_columns(infos, run.claims_of(s.name))))
+                    for s in run.sources)
+    return replace(run, sources=sources)
+
+
+def flips(verdict: str | None, cells: Sequence[VariantResult]) -> tuple[str, ...]:
+    """The variants whose verdict is reached and differs from ``verdict``."""
+    if verdict is None:
+        return ()
+    return tuple(c.variant for c in cells if c.verdict is not None and c.verdict != verdict)
+
+
+def robustness(verdict: str | None, cells: Sequence[VariantResult]) -> str:
+    """Whether ``verdict`` holds under every variant that can be evaluated, or which flip it, in one sentence.
+
+    Example
+    -------
+    ``"failed, but passes under without pythia-6.9b; 7 of 15 variants cannot be evaluated on these numbers"``
+    """
+    if verdict is None:
+        return "no verdict to test"
+    reached = [c for c in cells if c.verdict is not None]
+    flipped = flips(verdict, cells)
+    unknown = f"; {len(cells) - len(reached)} of {len(cells)} variants cannot be evaluated on these numbers" if len(reached) < len(cells) else ""
+    if not flipped:
+        return f"robust: {verdict} under all {len(reached)} variants that can be evaluated{unknown}"
+    return f"{verdict}, but {'passes' if verdict == 'failed' else 'fails'} under {', '.join(flipped)}{unknown}"
 
 
 def variant_names(columns: Sequence[SensitivityColumn]) -> list[str]:

@@ -432,7 +432,8 @@ class TrendTest:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data.update(smallest=list(self.smallest), largest=list(self.largest))
+        data.update(smallest=list(self.smallest), largest=list(self.largest), power=self.power(0.05),
+                    n_for_power_80=self.n_for_power(0.8, 0.05))
         return data
 
     @classmethod

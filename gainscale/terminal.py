@@ -27,10 +27,13 @@ def summary_lines(run: RunResult, width: int | None = None) -> list[str]:
 def _verdicts(group: list[ClaimResult]) -> str:
     if group[0].claim.scope != "model":
         return f"{group[0].outcome}: {group[0].message}"
-    tally = {o: sum(r.outcome == o for r in group) for o in OUTCOMES}
+    counted = [r for r in group if not r.is_control]  # a control stands beside its model, uncounted
+    tally = {o: sum(r.outcome == o for r in counted) for o in OUTCOMES}
     text = ", ".join(f"{n} {o}" for o, n in tally.items() if n)
-    bad = Counter(r.message for r in group if r.failing)  # the same reason for every model once, counted
-    return text + (f": {'; '.join(m if n == 1 else f'{n}x {m}' for m, n in bad.items())}" if bad else "")
+    bad = Counter(r.message for r in counted if r.failing)  # the same reason for every model once, counted
+    text += f": {'; '.join(m if n == 1 else f'{n}x {m}' for m, n in bad.items())}" if bad else ""
+    controls = ", ".join(f"{r.model} {r.outcome}" for r in group if r.is_control)
+    return text + (f" (not counted: control {controls})" if controls else "")
 
 
 def _nothing_obtained(run: RunResult) -> list[str]:

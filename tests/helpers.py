@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
+SCHEMA = PROJECT / "gainscale" / "data" / "results.schema.json"
 
 
 def claims_project(pytester, ini_extra: str = "") -> Path:
@@ -18,6 +19,15 @@ def claims_project(pytester, ini_extra: str = "") -> Path:
     ini = (PROJECT / "pytest.ini").read_text()
     (pytester.path / "pytest.ini").write_text(ini + ini_extra)
     return pytester.path
+
+
+def validate(results: Path) -> dict:
+    """results.json against the published JSON Schema; returns its data."""
+    import jsonschema
+
+    data = json.loads(results.read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(data)
+    return data
 
 
 def junit_cases(path: Path) -> dict[str, dict]:

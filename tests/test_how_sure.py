@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import claims_project
+from helpers import claims_project, validate
 from scipy import stats as scipy_stats
 
 from gainscale.published import published_summaries
@@ -53,6 +53,33 @@ def test_the_papers_numbers_say_which_variants_flip_claims_1_3b_and_4(project):
     for note in ("± 1 standard error", "do not follow from its own fit", "4 short English prompts", "96.9% is 31 of 32"):
         assert note in report, note
     assert "Over resampled prompts: not available (published kept no per-prompt gains to resample)" in report
+
+
+def test_results_json_carries_each_claims_sensitivity_and_its_sentence(project):
+    """The table the report prints, "without <model>" cells and sentence included, is in results.json, schema-valid."""
+    project.runpytest("claims", "--gainscale-source", "published")
+    path = project.path / "reports" / "results.json"
+    data = validate(path)
+    (published,) = [s for s in data["sources"] if s["info"]["name"] == "published"]
+    table = {column["claim"]: column for column in published["sensitivity"]}
+    assert list(table) == ["attention_contractive", "final_mlp_expands", "scaling_law_significant",
+                           "scaling_exponent_matches", "mlp_contraction_falls"]
+    cells = {claim: {c["variant"]: c for c in column["cells"]} for claim, column in table.items()}
+    assert table["attention_contractive"]["flips"] == ["without pythia-6.9b"]
+    assert cells["attention_contractive"]["without pythia-6.9b"]["verdict"] == "passed"
+    assert cells["attention_contractive"]["without pythia-6.9b"]["message"] == "7 of 7 other models pass"
+    assert table["scaling_exponent_matches"]["flips"] == ["non-embedding parameters"]
+    assert cells["scaling_exponent_matches"]["non-embedding parameters"]["value"] == pytest.approx(0.2130, abs=5e-5)
+    assert table["mlp_contraction_falls"]["flips"] == ["without the last layer", "without pythia-160m", "without pythia-1.4b"]
+    assert (table["mlp_contraction_falls"]["verdict"], table["mlp_contraction_falls"]["value"]) == ("failed", pytest.approx(0.0584, abs=5e-5))
+    assert table["final_mlp_expands"]["flips"] == [] and table["final_mlp_expands"]["robustness"].startswith("robust: passed")
+
+    report = (project.path / "reports" / "REPORT.md").read_text()
+    for column in table.values():  # the report prints the stored sentence, not one of its own
+        assert f"- **{column['claim'].replace('_', chr(92) + '_')}**: {column['robustness']}." in report
+    (trend,) = [e for c in data["claims"] for e in c["evidence"] if e["type"] == "trend_test"]
+    assert round(trend["power"], 2) == 0.44 and trend["n_for_power_80"] == 17
+    assert load_results(path).source("published").claim_sensitivity("mlp_contraction_falls").flips == tuple(table["mlp_contraction_falls"]["flips"])
 
 
 def test_measured_sources_get_bootstrap_intervals_stability_and_every_gain_definition(project, tiny_cache):

@@ -8,27 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from helpers import PROJECT, claims_project
+from helpers import PROJECT, claims_project, validate
 
+from gainscale.files import ordered_json
 from gainscale.measurer import Measurer
 from gainscale.results import RunResult, load_results
 from gainscale.settings import Settings
 from gainscale.suites import load_suite
 
 EXAMPLE = PROJECT / "examples" / "own_claim"
-SCHEMA = PROJECT / "gainscale" / "data" / "results.schema.json"
-
-
-def validate(results: Path) -> dict:
-    """results.json against the published JSON Schema."""
-    import jsonschema
-
-    data = json.loads(results.read_text())
-    jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(data)
-    return data
 
 
 @pytest.fixture
@@ -130,6 +120,21 @@ def test_results_json_follows_its_schema_and_reads_back_whole(pytester, tmp_path
     run = load_results(path)
     assert run.to_json() == data  # one schema both ways
     assert RunResult.from_json(json.loads(json.dumps(run.to_json()))) == run
+    assert ordered_json(run.to_json()) == path.read_text()  # read and written again: the same bytes
+    assert list(data) == ["gainscale_results", "interruption", "outcomes", "baseline", "provenance", "declared", "claims", "sources"]
+
+
+def test_results_of_format_2_are_read_with_what_they_lack_derived(pytester, tmp_path, monkeypatch):
+    """Format 2 had no sensitivity table and no control_of: reading it rebuilds both as a run would."""
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    claims_project(pytester)
+    pytester.runpytest("claims", "--gainscale-source", "published")
+    current = json.loads((pytester.path / "reports" / "results.json").read_text())
+    older = {**current, "gainscale_results": 2,
+             "claims": [{k: v for k, v in c.items() if k != "control_of"} for c in current["claims"]],
+             "sources": [{k: v for k, v in s.items() if k != "sensitivity"} for s in current["sources"]]}
+    (tmp_path / "format2.json").write_text(json.dumps(older))
+    assert load_results(tmp_path / "format2.json") == load_results(pytester.path / "reports" / "results.json")
 
 
 def test_results_are_one_line_away_from_a_data_frame(pytester, tmp_path, monkeypatch, tiny_cache):
@@ -152,7 +157,7 @@ def test_a_broken_results_file_is_named(tmp_path):
     from gainscale.errors import ResultsError
 
     (tmp_path / "r.json").write_text('{"gainscale_results": 1}')
-    with pytest.raises(ResultsError, match=r"r\.json: not gainscale results of format 2 \(found 1\)"):
+    with pytest.raises(ResultsError, match=r"r\.json: not gainscale results of format 2 or 3 \(found 1\)"):
         load_results(tmp_path / "r.json")
 
 

@@ -425,6 +425,7 @@ def test_external_residuals_and_cooks_distance_by_refitting(data):
 def test_results_round_trip_through_json(fit, trend):
     data = json.loads(json.dumps(trend.to_json()))
     assert TrendTest.from_json(data) == trend
+    assert data["power"] == trend.power() and round(data["power"], 2) == 0.44 and data["n_for_power_80"] == 17
     for residual in fit.residuals():
         assert Residual.from_json(json.loads(json.dumps(residual.to_json()))) == residual
     for left_out in fit.leave_one_out_fits():
@@ -433,6 +434,17 @@ def test_results_round_trip_through_json(fit, trend):
     data = json.loads(json.dumps(fit.to_json()))
     assert PowerLawFit.from_json(data) == fit
     assert data["residuals"][5]["external_outlier"] is True and data["n_for_power_80"] == 9
+
+
+def test_a_trend_at_three_models_has_no_power_and_its_json_says_null():
+    """Fisher's z needs n > 3: results.json writes the power as null, not NaN (which JSON lacks)."""
+    from gainscale.results import evidence_to_json
+
+    trend = falling_trend(["a", "b", "c"], [1, 2, 3], [30.0, 20.0, 10.0])
+    data = evidence_to_json(trend)
+    assert math.isnan(trend.power()) and data["power"] is None
+    assert data["n_for_power_80"] == trend.n_for_power(0.8) >= 4
+    json.dumps(data, allow_nan=False)
 
 
 def test_doctests_of_the_statistics_modules():

@@ -8,8 +8,12 @@ import sys
 
 import pytest
 
-from gainscale.results import ClaimInfo, ClaimResult, VariantResult
-from gainscale.sensitivity_table import aggregate, main_verdict, sensitivity_columns, variant_cells, variant_names
+from dataclasses import replace
+
+from gainscale.results import ClaimInfo, ClaimResult, RunResult, SourceInfo, SourceResult, VariantResult
+from gainscale.sensitivity_table import (
+    aggregate, main_verdict, robustness, sensitivity_columns, variant_cells, variant_names, with_sensitivity,
+)
 
 PER_MODEL = ClaimInfo("per_model", "every model does it", "model", number="1")
 ACROSS = ClaimInfo("across", "the models together do it", "suite", number="2", value_format="p = {}")
@@ -75,6 +79,61 @@ def test_columns_only_for_claims_with_variants_in_the_order_given():
     assert per_model.cells["cutoff 0.95"].verdict is None  # b cannot say
     assert (across.verdict, across.value) == ("failed", 0.06)
     assert variant_names(columns) == ["cutoff 0.95", "without a", "without b", "exact p-values"]
+
+
+def test_the_robustness_sentence_names_the_flips_and_what_cannot_be_evaluated():
+    cells = [cell("passed", 0.01), cell("failed", 0.2, "exact p-values"), cell(None, None, "without layer 0"),
+             cell("failed", 0.3, "without a")]
+    assert robustness("passed", cells) == ("passed, but fails under exact p-values, without a; "
+                                           "1 of 4 variants cannot be evaluated on these numbers")
+    assert robustness("failed", cells) == "failed, but passes under cutoff 0.95; 1 of 4 variants cannot be evaluated on these numbers"
+    assert robustness("passed", cells[:1]) == "robust: passed under all 1 variants that can be evaluated"
+    assert robustness(None, cells) == "no verdict to test"
+
+
+# ---------------------------------------------------------------------------- controls
+
+
+def smollm2_like() -> list[ClaimResult]:
+    """SmolLM2's claim 2 on the trained model and its control, with the variants the real run gives
+    (the trained model's final MLP: 72.2 as measured, 0.668 against the residual stream)."""
+    def variants(as_tested, residual):
+        return (cell(as_tested[0], as_tested[1]), cell(residual[0], residual[1], "gain residual"))
+
+    trained = result(PER_MODEL, "smollm2-135m", "passed", variants(("passed", 72.2), ("failed", 0.668)), value=72.2)
+    control = result(PER_MODEL, "smollm2-135m-random", "failed", variants(("failed", 0.094), ("failed", 0.02)), value=0.094)
+    return [trained, replace(control, control_of="smollm2-135m")]
+
+
+def test_a_control_is_left_out_of_its_claims_column():
+    """Counted with its model, a control that fails everywhere hides the trained model's flip."""
+    (column,) = sensitivity_columns([PER_MODEL], smollm2_like())
+    assert [r.model for r in column.results] == ["smollm2-135m"]
+    assert (column.verdict, column.value) == ("passed", 72.2)  # one model: its value is the claim's
+    assert list(column.cells) == ["cutoff 0.95", "gain residual"]  # no "without" variant: one model is left
+    assert (column.cells["gain residual"].verdict, column.cells["gain residual"].value) == ("failed", 0.668)
+    typed = column.typed()
+    assert typed.flips == ("gain residual",) and typed.robustness == "passed, but fails under gain residual"
+
+    counted = sensitivity_columns([PER_MODEL], [replace(r, control_of=None) for r in smollm2_like()])[0]
+    assert counted.verdict == "failed" and counted.cells["gain residual"].verdict == "failed"  # what it looked like before
+
+
+def test_a_source_of_controls_alone_has_no_column():
+    controls = [r for r in smollm2_like() if r.is_control]
+    assert sensitivity_columns([PER_MODEL], controls) == []
+
+
+def test_with_sensitivity_stores_each_sources_table_in_the_run():
+    claims = [replace(r, source="measured") for r in smollm2_like()]
+    claims.append(result(ACROSS, None, "failed", (cell("passed", 0.01, "exact p-values"),), value=0.06))
+    run = with_sensitivity(RunResult({}, tuple(claims), (SourceResult(SourceInfo("measured", "measured")),
+                                                         SourceResult(SourceInfo("src", "test")))))
+    measured, src = run.sources
+    assert [c.claim for c in measured.sensitivity] == ["per_model"]
+    assert measured.claim_sensitivity("per_model").cell("gain residual").value == 0.668
+    assert [c.claim for c in src.sensitivity] == ["across"] and src.sensitivity[0].flips == ("exact p-values",)
+    assert src.sensitivity[0].robustness == "failed, but passes under exact p-values" and not src.sensitivity[0].robust
 
 
 def test_importing_it_imports_neither_matplotlib_nor_the_measuring_code():
