@@ -9,8 +9,10 @@ The file is an object whose ``models`` is a list of rows::
 or, for a row marked ``"source": "reference"``, only ``model``, ``n_params``, ``n_layers`` and
 ``last_layer_mlp_gain``. The top-level ``scaling_law`` holds the fit the notebook computed
 (``exponent_alpha``, ``exponent_std_err``, ``intercept``, ``r_squared``, ``p_value``); it is
-kept so the report can set the refit beside it. A malformed row is refused with an error
-naming the row and field, and nothing is imported.
+kept so the report can set the refit beside it. The optional top-level ``settings`` says what
+made the numbers (:data:`SETTING_KEYS`, each a short text); where it is absent the report says
+the notebook's own settings made them, which for the paper were :data:`PAPER_NOTEBOOK`. A
+malformed row is refused with an error naming the row and field, and nothing is imported.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ from .summary import ModelSummary
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIT_KEYS = ("exponent_alpha", "exponent_std_err", "intercept", "r_squared", "p_value")
+#: what a notebook file may say made its numbers, under its top-level ``settings``
+SETTING_KEYS = ("prompts", "dtype", "device")
+#: the paper notebook's settings (its section on method): what made an imported set that records none
+PAPER_NOTEBOOK = {"prompts": "4 short English prompts", "dtype": "float16", "device": "GPU"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class ImportedSet:
     imported_from: str
     file_sha256: str
     imported_at: str
+    #: what the file says made its numbers (:data:`SETTING_KEYS`); empty if it says nothing
+    settings: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +61,7 @@ class ImportedSet:
             "imported_from": self.imported_from,
             "file_sha256": self.file_sha256,
             "imported_at": self.imported_at,
+            "settings": dict(self.settings),
         }
 
     @classmethod
@@ -64,6 +73,7 @@ class ImportedSet:
             imported_from=data["imported_from"],
             file_sha256=data["file_sha256"],
             imported_at=data["imported_at"],
+            settings=dict(data.get("settings", {})),  # sets imported before the field recorded none
         )
 
 
@@ -123,6 +133,7 @@ def parse_notebook(data: bytes, name: str, where: str) -> ImportedSet:
         imported_from=where,
         file_sha256=hashlib.sha256(data).hexdigest(),
         imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        settings=_settings(raw.get("settings"), where),
     )
 
 
@@ -200,6 +211,19 @@ def _recorded_fit(fit: Any, where: str) -> dict[str, float] | None:
     if not isinstance(fit, dict):
         raise NotebookImportError(f"{where}: 'scaling_law' must be an object")
     return {key: _number(fit[key], key, f"{where}: scaling_law") for key in _FIT_KEYS if key in fit}
+
+
+def _settings(settings: Any, where: str) -> dict[str, str]:
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise NotebookImportError(f"{where}: 'settings' must be an object with some of {', '.join(SETTING_KEYS)}")
+    for key, value in settings.items():
+        if key not in SETTING_KEYS:
+            raise NotebookImportError(f"{where}: settings: unknown key {key!r}; known: {', '.join(SETTING_KEYS)}")
+        if not isinstance(value, str) or not value.strip():
+            raise NotebookImportError(f"{where}: settings: {key!r} must be a short text, not {value!r}")
+    return {key: settings[key].strip() for key in SETTING_KEYS if key in settings}
 
 
 def read_set(cache_dir: str | Path, name: str) -> ImportedSet:

@@ -131,3 +131,46 @@ def test_the_readme_sample_row_is_a_row_of_the_shipped_example_and_imports(tmp_p
     (summary,) = imported.summaries
     assert (summary.model, summary.final_mlp_gain, summary.attn_gains) == (sample["model"], sample["last_layer_mlp_gain"],
                                                                            tuple(sample["attn_gains"]))
+
+
+def test_an_imported_set_says_what_made_its_numbers_never_this_runs_settings(tmp_path):
+    """The file's own settings where it records them; else the notebook's, with the paper's named."""
+    from gainscale.sources.imported import ImportedSource
+
+    rows = synthetic_rows()
+    plain = ImportedSource(import_notebook(notebook_file(tmp_path / "plain.json", rows), "plain", tmp_path / "cache"))
+    provenance = plain.provenance(rows[0]["model"])
+    assert (provenance["prompts"], provenance["dtype"]) == ("the notebook's (not in the file)",) * 2
+    assert "the paper's notebook used 4 short English prompts, float16, GPU" in plain.info().description
+    assert "default" not in json.dumps(provenance)  # this run's prompt set is not theirs
+
+    file = notebook_file(tmp_path / "recorded.json", rows)
+    data = json.loads(file.read_text())
+    file.write_text(json.dumps({**data, "settings": {"prompts": "8 prompts", "dtype": "bfloat16"}}))
+    recorded = ImportedSource(read_set(tmp_path / "cache", import_notebook(file, "rec", tmp_path / "cache").name))
+    provenance = recorded.provenance(rows[0]["model"])
+    assert (provenance["prompts"], provenance["dtype"], provenance["device"]) == ("8 prompts", "bfloat16", "the notebook's (not in the file)")
+    assert "the settings its file records" in recorded.info().description
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["float16"], "'settings' must be an object"),
+    ({"dtpye": "float16"}, "settings: unknown key 'dtpye'; known: prompts, dtype, device"),
+    ({"dtype": 16}, "settings: 'dtype' must be a short text, not 16"),
+])
+def test_bad_settings_are_refused_and_nothing_is_imported(tmp_path, settings, message):
+    file = notebook_file(tmp_path / "nb.json", synthetic_rows())
+    file.write_text(json.dumps({**json.loads(file.read_text()), "settings": settings}))
+    with pytest.raises(NotebookImportError, match=message):
+        import_notebook(file, "nb", tmp_path / "cache")
+    assert not set_path(tmp_path / "cache", "nb").exists()
+
+
+def test_an_imported_set_says_the_bootstrap_is_unavailable(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAINSCALE_CACHE", str(tmp_path / "cache"))
+    import_notebook(NOTEBOOK_EXAMPLE, "nb", tmp_path / "cache")
+    claims_project(pytester)
+    pytester.runpytest("claims", "--gainscale-source", "nb", "-k", "final_mlp")
+    report = (pytester.path / "reports" / "REPORT.md").read_text()
+    assert "Over resampled prompts: not available (nb kept no per-prompt gains to resample)" in report
+    assert "| gainscale's 40 default prompts | float32 | cpu |" in report  # the provenance the file records
