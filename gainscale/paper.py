@@ -120,6 +120,9 @@ def mlp_contraction_falls(summaries: Sequence[ModelSummary], thresholds: Mapping
         f"(Kendall tau = {trend.kendall_tau:.3f}, p = {kendall:.4f}); "
         f"{small} {_pct(small_pct)} -> {large} {_pct(large_pct)}"
     )
+    if not passed and trend.spearman_rho < 0:  # a falling trend too weak to show at this n: say what would show it
+        message += (f"; not shown at n = {len(summaries)}: at this rho the test has {trend.power(p_max):.0%} power, "
+                    f"about {trend.n_for_power(0.8, p_max)} models would give 80%")
     tracked = {"spearman_rho": ("statistic", trend.spearman_rho), "p_value": ("p_value", p)}
     tracked |= {f"mlp_contracting[{s.model}]": ("count", s.mlp_contracting) for s in summaries}
     return Verdict(passed, p, p_max, message, tracked, (trend,))
