@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from .errors import GainscaleError
+from .permutation import slope_permutation_p
 from .results import Verdict
 from .stats import PowerLawFit, TrendTest, falling_trend, fit_power_law
 from .summary import ModelSummary
@@ -55,13 +56,16 @@ def scaling_law_significant(summaries: Sequence[ModelSummary], thresholds: Mappi
     fit = _fit_or_reason(summaries, thresholds)
     if isinstance(fit, str):
         return Verdict(None, None, p_max, fit)
-    passed = fit.p_value < p_max
+    exact = getattr(thresholds, "exact_p", False)
+    # the exact variant: the share of all pairings of gains with sizes whose slope is as steep, not the t-test's
+    p = slope_permutation_p(fit.log_params, fit.log_gains).p_value if exact else fit.p_value
+    passed = p < p_max
     message = (
         f"alpha = {fit.alpha:.3f} ± {fit.alpha_stderr:.3f} over {fit.n} models (R² = {fit.r_squared:.3f}): "
-        f"p = {fit.p_value:.4f} {'<' if passed else '>='} {p_max:g}"
+        f"{'exact permutation ' if exact else ''}p = {p:.4f} {'<' if passed else '>='} {p_max:g}"
     )
-    tracked = {"alpha": ("alpha", fit.alpha), "p_value": ("p_value", fit.p_value)}
-    return Verdict(passed, fit.p_value, p_max, message, tracked, (fit,))
+    tracked = {"alpha": ("alpha", fit.alpha), "p_value": ("p_value", p)}
+    return Verdict(passed, p, p_max, message, tracked, (fit,))
 
 
 def scaling_exponent_matches(summaries: Sequence[ModelSummary], thresholds: Mapping[str, float]) -> Verdict:

@@ -207,3 +207,52 @@ def _random_permutations(n: int, resamples: int, seed: int):
 
     rng = np.random.default_rng(seed)
     return rng.permuted(np.tile(np.arange(n), (resamples, 1)), axis=1)
+
+
+class SlopePermutationP(NamedTuple):
+    """Two-sided permutation p-value of a least-squares slope, and how it was found."""
+
+    p_value: float
+    #: e.g. ``exact: all 40320 orderings``
+    method: str
+
+
+#: orderings whose statistic is within this relative distance of the observed one count as
+#: ties (the pairing that produced it, and its mirror images, must count however floats round)
+SLOPE_TIE_TOLERANCE = 1e-12
+
+
+@remembered(SlopePermutationP._make)
+def slope_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int | None = None, seed: int = 0) -> SlopePermutationP:
+    """Permutation p-value of the slope of ``y`` on ``x`` (H0: no linear association), two-sided.
+
+    Under H0 every pairing of the ``y`` with the ``x`` is equally likely, and the least-squares
+    slope of a pairing is ``sum((x - mean x) y)`` over a constant: the p-value is the share of
+    pairings whose ``|sum((x - mean x) y)|`` is at least the observed one. Every one of the n!
+    pairings is enumerated for n <= :data:`EXACT_MAX_N`; above that, as
+    :func:`falling_permutation_p` does, a seeded Monte Carlo sample if ``resamples`` is given,
+    else nan with the reason.
+    """
+    _check_pairs(x, y)
+    if all(v == x[0] for v in x) or all(v == y[0] for v in y) or _has_nan(x, y):
+        return SlopePermutationP(math.nan, "undefined: a constant or nan input has no slope to test")
+    n = len(x)
+    if n <= EXACT_MAX_N:
+        orderings, method = _all_permutations(n), f"exact: all {math.factorial(n)} orderings"
+    elif resamples is None:
+        return SlopePermutationP(math.nan, f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings are "
+                                           "all enumerated; give resamples for a Monte Carlo p-value")
+    elif resamples < 1:
+        raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
+    else:
+        orderings, method = _random_permutations(n, resamples, seed), f"Monte Carlo: {resamples} random orderings, seed {seed}"
+    import numpy as np
+
+    centred = np.asarray(x, dtype=float) - np.mean(x)
+    values = np.asarray(y, dtype=float)
+    observed = abs(float(centred @ values))
+    null = np.abs(values[orderings] @ centred)
+    hits = int(np.count_nonzero(null >= observed * (1 - SLOPE_TIE_TOLERANCE)))
+    if n <= EXACT_MAX_N:
+        return SlopePermutationP(hits / len(orderings), method)
+    return SlopePermutationP((hits + 1) / (resamples + 1), method)
