@@ -384,22 +384,23 @@ class GainMeter:
         """Name the first layer, module and number that is non-finite, or a divisor that is zero."""
         import torch
 
-        if _all_usable(norms, lengths):
-            return
         several = torch.tensor(lengths) > 1  # (P,) prompts with a token after the first
-        everyone = torch.ones_like(several)
-        for slot, sublayer in enumerate(sublayers):
-            for field, what, is_divisor, prompts in _CHECKS:
-                values = norms[slot, field]  # (P,)
-                bad = (~torch.isfinite(values) | ((values == 0) if is_divisor else False)) & (several if prompts == "several" else everyone)
-                if bad.any():
-                    prompt = int(bad.nonzero()[0]) + 1
-                    raise MeasurementError(
-                        f"{loaded.spec.name}: layer {sublayer.layer} {sublayer.kind}: {what} is {float(values[prompt - 1])} "
-                        f"for prompt {prompt} in {loaded.dtype}; "
-                        + ("float16 overflows at this scale: " if loaded.dtype == "float16" else "")
-                        + "measure in bfloat16 or float32 (--dtype); nothing was stored"
-                    )
+        # (checks, S, P), every number at once: the common case has no bad one
+        bad = torch.stack([_unusable(norms[:, field], is_divisor) & (several if prompts == "several" else True)
+                           for field, _, is_divisor, prompts in _CHECKS])
+        if not bad.any():
+            return
+        slot = int(bad.any(dim=2).any(dim=0).nonzero()[0])  # the first sublayer, then its first check, then prompt
+        check = int(bad[:, slot].any(dim=1).nonzero()[0])
+        prompt = int(bad[check, slot].nonzero()[0]) + 1
+        field, what = _CHECKS[check][:2]
+        sublayer = sublayers[slot]
+        raise MeasurementError(
+            f"{loaded.spec.name}: layer {sublayer.layer} {sublayer.kind}: {what} is {float(norms[slot, field, prompt - 1])} "
+            f"for prompt {prompt} in {loaded.dtype}; "
+            + ("float16 overflows at this scale: " if loaded.dtype == "float16" else "")
+            + "measure in bfloat16 or float32 (--dtype); nothing was stored"
+        )
 
 
 #: what is checked of every sublayer's numbers: field, its name, whether a gain divides by it,
@@ -414,16 +415,11 @@ _CHECKS = (
 )
 
 
-def _all_usable(norms, lengths: Sequence[int]) -> bool:
-    """Whether every number :data:`_CHECKS` looks at is fine: the common case, in a few whole-tensor ops."""
+def _unusable(values, is_divisor: bool):
+    """Where ``values`` are non-finite, or zero if a gain divides by them."""
     import torch
 
-    several = torch.tensor(lengths) > 1
-    whole = norms[:, [IN, OUT, RESIDUAL, RATIO]]
-    after_first = norms[:, [IN_AFTER_FIRST, OUT_AFTER_FIRST]][:, :, several]
-    divisors = norms[:, [IN, RESIDUAL]]
-    return bool(torch.isfinite(whole).all() and torch.isfinite(after_first).all()
-                and (divisors != 0).all() and (after_first[:, 0] != 0).all())
+    return ~torch.isfinite(values) | ((values == 0) if is_divisor else False)
 
 
 def _lowered_budget(loaded: LoadedModel, batch: Sequence[int], lengths: Sequence[int], budget: int) -> int:
