@@ -67,16 +67,11 @@ def falling_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int
     _check_pairs(x, y)
     if all(v == x[0] for v in x) or all(v == y[0] for v in y) or _has_nan(x, y):
         return PermutationP(math.nan, math.nan, "undefined: a constant or nan input has no rank correlation")
-    n = len(x)
-    if n <= EXACT_MAX_N:
+    if len(x) <= EXACT_MAX_N:
         return _exact_p(x, y)
-    if resamples is None:
-        return PermutationP(math.nan, math.nan, f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings "
-                                                "are all enumerated; give resamples for a Monte Carlo p-value")
-    if resamples < 1:
-        raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
-    orderings = _random_permutations(n, resamples, seed)
-    method = f"Monte Carlo: {resamples} random orderings, seed {seed}"
+    orderings, method = _sampled_orderings(len(x), resamples, seed)
+    if orderings is None:
+        return PermutationP(math.nan, math.nan, method)
     spearman = _share_at_most(_spearman_statistics(x, y, orderings), _spearman_statistics(x, y, None))
     kendall = _share_at_most(_kendall_statistics(x, y, orderings), _kendall_statistics(x, y, None))
     return PermutationP(spearman, kendall, method)
@@ -201,6 +196,17 @@ def _all_permutations(n: int):
     return rows
 
 
+def _sampled_orderings(n: int, resamples: int | None, seed: int):
+    """Above :data:`EXACT_MAX_N` models: a seeded Monte Carlo sample of orderings and its method,
+    or None and why there is none (no ``resamples`` given)."""
+    if resamples is None:
+        return None, (f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings are all enumerated; "
+                      "give resamples for a Monte Carlo p-value")
+    if resamples < 1:
+        raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
+    return _random_permutations(n, resamples, seed), f"Monte Carlo: {resamples} random orderings, seed {seed}"
+
+
 def _random_permutations(n: int, resamples: int, seed: int):
     """``resamples`` uniformly random orderings of ``range(n)``, reproducible from ``seed``."""
     import numpy as np
@@ -239,13 +245,10 @@ def slope_permutation_p(x: Sequence[float], y: Sequence[float], resamples: int |
     n = len(x)
     if n <= EXACT_MAX_N:
         orderings, method = _all_permutations(n), f"exact: all {math.factorial(n)} orderings"
-    elif resamples is None:
-        return SlopePermutationP(math.nan, f"not computed: {n} models, more than the {EXACT_MAX_N} whose orderings are "
-                                           "all enumerated; give resamples for a Monte Carlo p-value")
-    elif resamples < 1:
-        raise GainscaleError(f"a Monte Carlo permutation test needs at least 1 resample, got {resamples}")
     else:
-        orderings, method = _random_permutations(n, resamples, seed), f"Monte Carlo: {resamples} random orderings, seed {seed}"
+        orderings, method = _sampled_orderings(n, resamples, seed)
+        if orderings is None:
+            return SlopePermutationP(math.nan, method)
     import numpy as np
 
     centred = np.asarray(x, dtype=float) - np.mean(x)
