@@ -291,26 +291,30 @@ def _suite_summary(part: str, total: int, failed: list[str]) -> str:
     return f"gainscale: {part}: {total - len(failed)} of {total} models measured or found in the cache; failed: {', '.join(failed)}"
 
 
+def _model_of(suite: Suite, name: str, revision: str | None) -> tuple[Suite, ModelSpec]:
+    """``suite``'s model ``name`` at ``revision`` (else its own); a local one has no revisions to pick."""
+    import dataclasses
+
+    spec = suite.model(name)
+    if revision and spec.local:
+        where = f"the local {'file' if spec.gguf else 'directory'} {spec.source}"
+        raise OptionError(f"{name} loads from {where}, which has no revisions; drop --revision {revision}")
+    return suite, dataclasses.replace(spec, revision=revision or spec.revision)
+
+
 def resolve_model(name: str, suite_name: str | None, cache_dir: Path, revision: str | None,
                   weights_dir: Path | None = None) -> tuple[Suite | None, ModelSpec]:
     """Find MODEL: in the given suite, else in the built-in suites, else as a directory or hub id.
 
     With ``weights_dir``, the suite's models found there load from it (``--weights-dir``).
     """
-    import dataclasses
-
     if suite_name:
-        suite = load_suite(suite_name, cache_dir, weights_dir)
-        spec = suite.model(name)
-        if revision and spec.local:
-            where = f"the local {'file' if spec.gguf else 'directory'} {spec.source}"
-            raise OptionError(f"{name} loads from {where}, which has no revisions; drop --revision {revision}")
-        return suite, dataclasses.replace(spec, revision=revision or spec.revision)
+        return _model_of(load_suite(suite_name, cache_dir, weights_dir), name, revision)
     known = []
     for builtin in BUILTIN_SUITES:
         suite = load_suite(builtin, cache_dir)
         if name in suite.model_names:
-            return resolve_model(name, builtin, cache_dir, revision, weights_dir)
+            return _model_of(suite if weights_dir is None else suite.with_local_weights(weights_dir), name, revision)
         known += suite.model_names
     if weights_dir is not None:
         raise OptionError(f"--weights-dir {weights_dir} points a suite's models at local copies; {name} is no suite's "
