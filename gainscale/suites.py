@@ -128,6 +128,9 @@ class Suite:
     demo: bool = False
     #: ``built-in`` or the path of the TOML file
     origin: str = "built-in"
+    #: the directory of local copies its models load from (:meth:`with_local_weights`), and which do
+    weights_dir: Path | None = None
+    local_copies: tuple[str, ...] = ()
 
     @property
     def model_names(self) -> list[str]:
@@ -168,7 +171,8 @@ class Suite:
                 f"directory per model, named after it: {', '.join(self.model_names)}"
             )
         models = tuple(_weights_from(spec, root / spec.name) if spec.name in found else spec for spec in self.models)
-        return dataclasses.replace(self, models=models, origin=f"{self.origin}, weights from {root}")
+        return dataclasses.replace(self, models=models, origin=f"{self.origin}, weights from {root}", weights_dir=root,
+                                   local_copies=tuple(spec.name for spec in self.models if spec.name in found))
 
 
 def _weights_from(spec: ModelSpec, directory: Path) -> ModelSpec:

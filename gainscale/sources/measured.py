@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..architectures import describe_input
@@ -97,16 +96,8 @@ class MeasuredSource:
             "attention": p.attn_implementation,
             "revision": measurement.resolved_revision[:12],
             "measured_at": p.date,
-            **({"weights": str(display_path(self.suite.model(model).source))} if model in self._local_copies() else {}),
+            **({"weights": str(display_path(self.suite.model(model).source))} if model in self.suite.local_copies else {}),
         }
-
-    def _local_copies(self) -> list[str]:
-        """The models whose weights load from the run's local weights directory (``--gainscale-weights-dir``)."""
-        directory = self.measurer.settings.weights_dir
-        if directory is None:
-            return []
-        root = Path(directory).expanduser().resolve()
-        return [s.name for s in self.suite.models if s.local and Path(s.source).parent == root]
 
     def info(self) -> SourceInfo:
         return SourceInfo(
@@ -120,10 +111,10 @@ class MeasuredSource:
         )
 
     def _weights_note(self) -> tuple[str, ...]:
-        copies = self._local_copies()
+        copies = self.suite.local_copies
         if not copies:
             return ()
-        directory = display_path(Path(self.measurer.settings.weights_dir).expanduser().resolve())
+        directory = display_path(self.suite.weights_dir)
         return (f"Weights of {', '.join(copies)} loaded from local copies in {directory} (--gainscale-weights-dir), "
                 "not from their own sources.",)
 
